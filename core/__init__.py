@@ -1,0 +1,1 @@
+"""Vigil core: the agent chat backend."""
