@@ -134,5 +134,5 @@ def load_settings(**overrides: object) -> Settings:
         if field:
             raise SettingsError(f"VIGIL_{field.upper()}", message) from exc
         # A cross-field rule names its variables in its own message.
-        setting, _, cause = message.partition(" is required")
+        setting = message.partition(" is required")[0]
         raise SettingsError(setting.split(" or ")[0], message) from exc

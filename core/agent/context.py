@@ -1,0 +1,20 @@
+"""The immutable context of one agent run: who, where, which run, and its trace lineage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from opentelemetry.trace import SpanContext
+
+
+@dataclass(frozen=True, slots=True)
+class UserExecutionContext:
+    user_id: str
+    thread_id: str
+    run_id: str
+    request_id: str
+    client_msg_id: str
+    text: str
+    canary: bool = False
+    # The connection's span: the run's own trace links back to it.
+    connection_span: SpanContext | None = None

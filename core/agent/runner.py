@@ -1,0 +1,334 @@
+"""One agent run, start to finish: preflight, agent_started, triage, model calls and tool
+calls, agent_completed. Every way a run can end sends exactly one ``agent_completed``
+(after an ``agent_error`` when it failed), so no client waits for a run that is gone."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from core.agent.circuit import CircuitBreaker
+from core.agent.model import Message, ModelProvider, ModelReply, ProviderError, ToolCall, Usage
+from core.agent.tools.base import ToolContext
+from core.agent.tools.registry import ToolRegistry
+from core.agent.triage import triage
+from core.db.database import Database
+from core.db.errors import DatabaseError
+from core.db.repository import Repository
+from opentelemetry import context as otel_context
+from opentelemetry.trace import Link, Span, StatusCode, Tracer
+
+from core.agent.context import UserExecutionContext
+from core.agent.engine import Executor
+from core.agent.phases import PhaseClock, PhaseTimeout
+from core.agent.preflight import preflight
+from core.agent.tool_calls import execute_tool_call
+from core.protocol import EventType
+from core.publisher import EventPublisher
+from core.settings import Settings
+from core.telemetry.logging import get_logger
+from core.telemetry.metrics import Metrics, exemplar
+from core.telemetry.tracing import trace_id_of
+
+log = get_logger(__name__)
+
+AGENT_NAME = "vigil"
+SYSTEM_PROMPT = (
+    "You are Vigil's assistant. Use the tools for arithmetic, model costs and the user's own "
+    "usage; answer briefly with the figures they return."
+)
+_CIRCUIT_STATE_VALUE = {"closed": 0, "half_open": 1, "open": 2}
+
+
+@dataclass
+class _RunOutcome:
+    status: str = "completed"
+    text: str = ""
+    error_reason: str | None = None
+    error_category: str | None = None
+    usage: Usage = field(default_factory=lambda: Usage(0, 0))
+
+
+class AgentRunner:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        provider: ModelProvider,
+        tools: ToolRegistry,
+        circuit: CircuitBreaker,
+        database: Database,
+        repository: Repository,
+        publisher: EventPublisher,
+        executor: Executor,
+        metrics: Metrics,
+        tracer: Tracer,
+        draining: Callable[[], bool],
+    ) -> None:
+        self._settings = settings
+        self._provider = provider
+        self._tools = tools
+        self._circuit = circuit
+        self._database = database
+        self._repository = repository
+        self._publisher = publisher
+        self._executor = executor
+        self._metrics = metrics
+        self._tracer = tracer
+        self._draining = draining
+
+    async def run(self, ctx: UserExecutionContext) -> None:
+        """The body of a run task. Never raises: every ending is reported to the client."""
+        links = [Link(ctx.connection_span)] if ctx.connection_span else []
+        structlog.contextvars.bind_contextvars(
+            run_id=ctx.run_id, user_id=ctx.user_id, thread_id=ctx.thread_id
+        )
+        # A fresh context: the run is the root of its own trace, linked to the connection.
+        with self._tracer.start_as_current_span(
+            f"invoke_agent {AGENT_NAME}", context=otel_context.Context(), links=links
+        ) as span:
+            span.set_attributes(
+                {
+                    "gen_ai.operation.name": "invoke_agent",
+                    "gen_ai.agent.name": AGENT_NAME,
+                    "vigil.run_id": ctx.run_id,
+                    "vigil.thread_id": ctx.thread_id,
+                    "vigil.request_id": ctx.request_id,
+                    "enduser.id": ctx.user_id,
+                }
+            )
+            await self._run_traced(ctx, span)
+
+    async def _run_traced(self, ctx: UserExecutionContext, span: Span) -> None:
+        clock = PhaseClock(self._tracer, self._metrics)
+        started = time.perf_counter()
+        async with clock.phase("preflight", self._settings.triage_timeout_s):
+            failure = await preflight(
+                ctx,
+                circuit=self._circuit,
+                tools=self._tools,
+                database=self._database,
+                executor=self._executor,
+            )
+        if failure is not None:
+            self._metrics.preflight_refusals.labels(failure.reason).inc()
+            log.info("run_refused", reason=failure.reason)
+            span.set_status(StatusCode.ERROR, failure.reason)
+            await self._finish_failed(ctx, failure.reason, "preflight", failure.message, started)
+            return
+        self._metrics.runs_active.inc()
+        outcome = _RunOutcome()
+        try:
+            await self._emit(ctx, "agent_started", {"agent": AGENT_NAME, "message": ctx.text})
+            async with asyncio.timeout(self._settings.run_timeout_s):
+                await self._agent_loop(ctx, clock, outcome)
+        except TimeoutError:
+            self._fail(outcome, "timeout", "run_timeout", None)
+            await self._emit_error(ctx, "run_timeout", clock.current, "the run took too long")
+        except PhaseTimeout as exc:
+            self._fail(outcome, "timeout", "phase_timeout", None)
+            await self._emit_error(ctx, "phase_timeout", exc.phase, str(exc))
+        except ProviderError as exc:
+            self._fail(outcome, "failed", exc.reason, None)
+            await self._emit_error(ctx, exc.reason, "model_call", str(exc))
+        except DatabaseError as exc:
+            self._fail(outcome, "failed", f"database_{exc.category}", exc.category)
+            await self._emit_error(ctx, f"database_{exc.category}", clock.current, str(exc))
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()  # Let the run report how it ended.
+            if self._draining():
+                self._fail(outcome, "failed", "shutdown", None)
+                await self._emit_error(ctx, "shutdown", clock.current, "the server is restarting")
+            else:
+                outcome.status = "cancelled"
+        except Exception as exc:
+            self._metrics.internal_errors.labels("run").inc()
+            log.exception("run_crashed", phase=clock.current)
+            self._fail(outcome, "failed", "internal_error", None)
+            await self._emit_error(ctx, "internal_error", clock.current, type(exc).__name__)
+        finally:
+            self._metrics.runs_active.dec()
+        duration_s = time.perf_counter() - started
+        if outcome.status != "completed":
+            span.set_status(StatusCode.ERROR, outcome.error_reason or outcome.status)
+        await self._complete(ctx, outcome, duration_s, span)
+
+    async def _agent_loop(
+        self, ctx: UserExecutionContext, clock: PhaseClock, outcome: _RunOutcome
+    ) -> None:
+        async with clock.phase("triage", self._settings.triage_timeout_s):
+            result = triage(ctx.text)
+        await self._emit(ctx, "agent_thinking", {"text": result.summary, "step": 1})
+        messages = [Message("system", SYSTEM_PROMPT), Message("user", ctx.text)]
+        tool_context = ToolContext(user_id=ctx.user_id, usage_source=self._repository)
+        for step in range(2, self._settings.max_agent_steps + 2):
+            reply = await self._call_model(clock, messages)
+            outcome.usage = outcome.usage + reply.usage
+            await self._emit(ctx, "agent_thinking", {"text": reply.thinking, "step": step})
+            if not reply.tool_calls:
+                outcome.text = reply.text
+                return
+            messages.append(Message("assistant", reply.text, tool_calls=reply.tool_calls))
+            for call in reply.tool_calls:
+                messages.append(await self._call_tool(ctx, clock, call, tool_context))
+        outcome.text = "I could not finish within the step limit; here is what I found so far."
+
+    async def _call_model(self, clock: PhaseClock, messages: list[Message]) -> ModelReply:
+        provider = self._provider
+        if not self._circuit.allow():
+            self._publish_circuit_state()
+            raise ProviderError("circuit_open", "the model provider circuit is open")
+        started = time.perf_counter()
+        try:
+            async with clock.phase(
+                "model_call", self._settings.model_call_timeout_s, f"chat {provider.model}"
+            ) as span:
+                span.set_attributes(
+                    {
+                        "gen_ai.operation.name": "chat",
+                        "gen_ai.provider.name": provider.name,
+                        "gen_ai.request.model": provider.model,
+                    }
+                )
+                reply = await provider.complete(messages, self._tools.specs())
+                span.set_attributes(
+                    {
+                        "gen_ai.usage.input_tokens": reply.usage.input_tokens,
+                        "gen_ai.usage.output_tokens": reply.usage.output_tokens,
+                        "gen_ai.response.finish_reasons": [
+                            "tool_calls" if reply.tool_calls else "stop"
+                        ],
+                    }
+                )
+                trace_id = trace_id_of(span)
+        except (ProviderError, PhaseTimeout):
+            self._circuit.record_failure()
+            self._publish_circuit_state()
+            raise
+        self._circuit.record_success()
+        self._publish_circuit_state()
+        self._metrics.genai_duration.labels("chat", provider.model).observe(
+            time.perf_counter() - started, exemplar(trace_id)
+        )
+        self._metrics.genai_tokens.labels("input").observe(reply.usage.input_tokens)
+        self._metrics.genai_tokens.labels("output").observe(reply.usage.output_tokens)
+        return reply
+
+    async def _call_tool(
+        self,
+        ctx: UserExecutionContext,
+        clock: PhaseClock,
+        call: ToolCall,
+        tool_context: ToolContext,
+    ) -> Message:
+        await self._emit(
+            ctx,
+            "tool_executing",
+            {"tool": call.name, "call_id": call.call_id, "arguments": call.arguments},
+        )
+        async with clock.phase("tool_call", None, f"execute_tool {call.name}") as span:
+            span.set_attributes(
+                {
+                    "gen_ai.operation.name": "execute_tool",
+                    "gen_ai.tool.name": call.name,
+                    "gen_ai.tool.call.id": call.call_id,
+                }
+            )
+            completed = await execute_tool_call(
+                self._tools, call, tool_context, self._settings.tool_timeout_s, self._metrics
+            )
+            if completed["status"] == "error":
+                span.set_status(StatusCode.ERROR, str(completed.get("error")))
+        await self._emit(ctx, "tool_completed", completed)
+        body = completed.get("result") if completed["status"] == "ok" else completed
+        return Message(
+            "tool", json.dumps(body, default=str), tool_call_id=call.call_id, name=call.name
+        )
+
+    def _publish_circuit_state(self) -> None:
+        value = _CIRCUIT_STATE_VALUE.get(self._circuit.state, 2)
+        self._metrics.circuit_state.labels(self._provider.name).set(value)
+
+    @staticmethod
+    def _fail(outcome: _RunOutcome, status: str, reason: str, category: str | None) -> None:
+        outcome.status = status
+        outcome.error_reason = reason
+        outcome.error_category = category
+
+    async def _emit(self, ctx: UserExecutionContext, kind: EventType, data: dict[str, Any]) -> None:
+        await self._publisher.emit(ctx, kind, data)
+
+    async def _emit_error(
+        self, ctx: UserExecutionContext, reason: str, phase: str, message: str
+    ) -> None:
+        log.warning("run_failed", reason=reason, phase=phase)
+        await self._emit_terminal(
+            ctx, "agent_error", {"reason": reason, "phase": phase, "message": message}
+        )
+
+    async def _emit_terminal(
+        self, ctx: UserExecutionContext, kind: EventType, data: dict[str, Any]
+    ) -> None:
+        """Terminal events must not raise: a failure here is counted and logged, not lost."""
+        try:
+            await self._publisher.emit(ctx, kind, data)
+        except DatabaseError as exc:
+            self._metrics.events_undelivered.labels(kind, f"persist_{exc.category}").inc()
+            log.error("terminal_event_not_persisted", type=kind, category=exc.category)
+
+    async def _finish_failed(
+        self, ctx: UserExecutionContext, reason: str, phase: str, message: str, started: float
+    ) -> None:
+        await self._emit_error(ctx, reason, phase, message)
+        outcome = _RunOutcome(status="failed", error_reason=reason)
+        duration_s = time.perf_counter() - started
+        await self._emit_terminal(ctx, "agent_completed", self._completed_data(outcome, duration_s))
+        await self._record(ctx, outcome, duration_s)
+
+    async def _complete(
+        self, ctx: UserExecutionContext, outcome: _RunOutcome, duration_s: float, span: Span
+    ) -> None:
+        await self._emit_terminal(ctx, "agent_completed", self._completed_data(outcome, duration_s))
+        if not ctx.canary:
+            self._metrics.runs.labels(outcome.status).inc()
+            if outcome.status == "completed":
+                # Only successful runs: the run-success SLI reads this histogram's 30 s bucket.
+                self._metrics.run_duration.observe(duration_s, exemplar(trace_id_of(span)))
+        await self._record(ctx, outcome, duration_s)
+        log.info("run_finished", status=outcome.status, duration_ms=round(duration_s * 1000, 1))
+
+    @staticmethod
+    def _completed_data(outcome: _RunOutcome, duration_s: float) -> dict[str, Any]:
+        return {
+            "status": outcome.status,
+            "text": outcome.text,
+            "usage": {
+                "input_tokens": outcome.usage.input_tokens,
+                "output_tokens": outcome.usage.output_tokens,
+            },
+            "duration_ms": round(duration_s * 1000, 3),
+        }
+
+    async def _record(
+        self, ctx: UserExecutionContext, outcome: _RunOutcome, duration_s: float
+    ) -> None:
+        try:
+            await self._repository.finish_run(
+                ctx.run_id,
+                status=outcome.status,
+                duration_ms=duration_s * 1000,
+                input_tokens=outcome.usage.input_tokens,
+                output_tokens=outcome.usage.output_tokens,
+                answer_text=outcome.text or None,
+                error_category=outcome.error_category,
+                error_reason=outcome.error_reason,
+            )
+        except DatabaseError as exc:
+            log.error("run_record_failed", category=exc.category)

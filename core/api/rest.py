@@ -1,0 +1,124 @@
+"""REST endpoints. The threads API serves only the caller's own threads: another user's
+thread is a 404, exactly like one that does not exist."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from core.auth import Identity, issue_token, token_from_headers
+from core.db.errors import DatabaseError
+from core.services import Services
+
+router = APIRouter()
+READINESS_DB_TIMEOUT_S = 2.0
+
+
+def services_of(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(services_of)]
+
+
+def caller(request: Request, services: ServicesDep) -> Identity:
+    """The authenticated user of a REST request (refusals are handled like the socket's)."""
+    return services.authenticator.authenticate(token_from_headers(request.headers))
+
+
+Caller = Annotated[Identity, Depends(caller)]
+
+
+@router.get("/api/threads", summary="The caller's threads, newest first")
+async def list_threads(identity: Caller, services: ServicesDep) -> dict[str, Any]:
+    threads = await services.repository.list_threads(identity.user_id)
+    return {
+        "threads": [
+            {
+                "thread_id": t.id,
+                "title": t.title,
+                "epoch": t.epoch,
+                "last_seq": t.last_seq,
+                "created_at": t.created_at.isoformat(),
+                "updated_at": t.updated_at.isoformat(),
+            }
+            for t in threads
+        ]
+    }
+
+
+@router.get("/api/threads/{thread_id}/events", summary="A thread's stored events, in seq order")
+async def list_events(
+    thread_id: str,
+    identity: Caller,
+    services: ServicesDep,
+    after_seq: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    events = await services.repository.list_events(identity.user_id, thread_id, after_seq, limit)
+    if events is None:
+        raise HTTPException(status_code=404, detail={"error": "not_found", "reason": "no_thread"})
+    return {
+        "thread_id": thread_id,
+        "events": [event.payload for event in events],
+        "next_after_seq": events[-1].seq if events else after_seq,
+    }
+
+
+@router.get("/healthz", summary="Liveness: the process answers")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Readiness, with the state of each dependency")
+async def readyz(services: ServicesDep) -> JSONResponse:
+    lifecycle = services.lifecycle
+    checks: dict[str, dict[str, Any]] = {
+        "lifecycle": {
+            "ok": lifecycle.accepting,
+            "state": "draining"
+            if lifecycle.draining
+            else "serving"
+            if lifecycle.started
+            else "starting",
+        },
+        "database": await _database_check(services),
+        "event_log": {"ok": True, "backend": "in_process"},
+        "provider": {
+            "ok": True,  # An open circuit degrades runs but is no reason to move traffic.
+            "name": services.provider.name,
+            "circuit": services.circuit.state,
+        },
+    }
+    ready = all(check["ok"] for check in checks.values())
+    return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+
+async def _database_check(services: Services) -> dict[str, Any]:
+    try:
+        async with asyncio.timeout(READINESS_DB_TIMEOUT_S):
+            await services.database.ping()
+    except DatabaseError as exc:
+        return {"ok": False, "category": exc.category}
+    except TimeoutError:
+        return {"ok": False, "category": "timeout"}
+    return {"ok": True, "dialect": services.database.dialect}
+
+
+@router.get("/metrics", summary="Prometheus / OpenMetrics exposition", include_in_schema=False)
+async def metrics(request: Request, services: ServicesDep) -> Response:
+    body, content_type = services.metrics.exposition(request.headers.get("accept", ""))
+    return Response(body, media_type=content_type)
+
+
+@router.get("/api/dev/token", summary="A short-lived token for the chat page (dev mode only)")
+async def dev_token(
+    services: ServicesDep, user: Annotated[str, Query(min_length=1, max_length=64)] = "guest"
+) -> dict[str, str]:
+    if services.settings.mode != "dev":
+        raise HTTPException(status_code=404, detail={"error": "not_found", "reason": "dev_only"})
+    return {"token": issue_token(services.settings, user, ttl_s=3600), "user_id": user}

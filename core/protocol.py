@@ -1,0 +1,186 @@
+"""The wire contract (docs/protocol.md) as pydantic models: one schema, used everywhere.
+
+Client frames are parsed by ``parse_client_frame``, which never raises anything but
+``FrameError`` (carrying the documented error code). Server frames are built from the
+models below and serialised with ``dump``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+PROTOCOL_VERSION = "vigil.v1"
+
+EventType = Literal[
+    "agent_started",
+    "agent_thinking",
+    "tool_executing",
+    "tool_completed",
+    "agent_completed",
+    "agent_error",
+]
+CRITICAL_EVENT_TYPES: tuple[str, ...] = (
+    "agent_started",
+    "agent_thinking",
+    "tool_executing",
+    "tool_completed",
+    "agent_completed",
+)
+RunStatus = Literal["completed", "failed", "timeout", "cancelled"]
+ErrorCode = Literal[
+    "invalid_json",
+    "unknown_type",
+    "invalid_field",
+    "too_large",
+    "rate_limited",
+    "not_found",
+    "conflict",
+    "unavailable",  # an extension of v1: the server could not serve the frame right now
+]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- client to server -------------------------------------------------------------------
+
+_Id = Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class _ClientFrame(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+
+class ChatFrame(_ClientFrame):
+    type: Literal["chat"]
+    id: _Id
+    thread_id: _Id | None
+    text: str
+
+
+class AckFrame(_ClientFrame):
+    type: Literal["ack"]
+    thread_id: _Id
+    seq: int = Field(ge=0)
+
+
+class ResumeFrame(_ClientFrame):
+    type: Literal["resume"]
+    thread_id: _Id
+    epoch: str = Field(max_length=128)
+    last_seq: int = Field(ge=0)
+
+
+class PongFrame(_ClientFrame):
+    type: Literal["pong"]
+    ts: Any = None
+
+
+class CancelFrame(_ClientFrame):
+    type: Literal["cancel"]
+    run_id: _Id
+
+
+ClientFrame = ChatFrame | AckFrame | ResumeFrame | PongFrame | CancelFrame
+_CLIENT_FRAME = TypeAdapter[ClientFrame](
+    Annotated[ClientFrame, Field(discriminator="type")]  # type: ignore[arg-type]
+)
+CLIENT_FRAME_TYPES = frozenset({"chat", "ack", "resume", "pong", "cancel"})
+
+
+class FrameError(Exception):
+    """A client frame the server refuses; answered with an ``error`` frame."""
+
+    def __init__(self, code: ErrorCode, message: str, ref: str | None = None) -> None:
+        super().__init__(message)
+        self.code: ErrorCode = code
+        self.message = message
+        self.ref = ref
+
+
+def parse_client_frame(raw: str, *, max_text_chars: int) -> ClientFrame:
+    try:
+        document = json.loads(raw)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise FrameError("invalid_json", "the frame is not valid JSON") from exc
+    if not isinstance(document, dict):
+        raise FrameError("invalid_json", "a frame must be a JSON object")
+    ref = document.get("id") if isinstance(document.get("id"), str) else None
+    frame_type = document.get("type")
+    if not isinstance(frame_type, str):
+        raise FrameError("invalid_field", "missing or non-string field 'type'", ref)
+    if frame_type not in CLIENT_FRAME_TYPES:
+        raise FrameError("unknown_type", f"unknown frame type {frame_type[:40]!r}", ref)
+    text = document.get("text")
+    if frame_type == "chat" and isinstance(text, str) and len(text) > max_text_chars:
+        raise FrameError("too_large", f"text is longer than {max_text_chars} characters", ref)
+    try:
+        return _CLIENT_FRAME.validate_python(document)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"][1:]) or frame_type
+        raise FrameError("invalid_field", f"field '{where}': {first['msg']}", ref) from exc
+
+
+# --- server to client -------------------------------------------------------------------
+
+
+class _ServerFrame(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class AgentEvent(_ServerFrame):
+    """The envelope every agent event carries (PROTOCOL.md, "Agent events")."""
+
+    type: EventType
+    thread_id: str
+    run_id: str
+    epoch: str
+    seq: int
+    event_id: str
+    ts: datetime
+    data: dict[str, Any]
+
+
+class ConnectionReady(_ServerFrame):
+    type: Literal["connection_ready"] = "connection_ready"
+    connection_id: str
+    user_id: str
+    protocol: str = PROTOCOL_VERSION
+    heartbeat_interval_s: float
+    server_time: datetime
+
+
+class ChatAccepted(_ServerFrame):
+    type: Literal["chat_accepted"] = "chat_accepted"
+    id: str
+    thread_id: str
+    run_id: str
+
+
+class Resumed(_ServerFrame):
+    type: Literal["resumed"] = "resumed"
+    thread_id: str
+    recovered: bool
+    replayed: int
+
+
+class Ping(_ServerFrame):
+    type: Literal["ping"] = "ping"
+    ts: float
+
+
+class ErrorFrame(_ServerFrame):
+    type: Literal["error"] = "error"
+    code: ErrorCode
+    message: str
+    ref: str | None = None
+
+
+def dump(frame: BaseModel) -> str:
+    return frame.model_dump_json()

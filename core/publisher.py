@@ -1,0 +1,77 @@
+"""Emitting an agent event: sequence and persist it (the database is the source of truth),
+record it as awaiting an ack, then route it to the owner's connections.
+
+Appends to one thread are serialised here so every connection receives a thread's events
+in seq order."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from core.acks import AckLedger
+from core.agent.context import UserExecutionContext
+from core.db.repository import Repository
+from core.protocol import AgentEvent, EventType, utc_now
+from core.telemetry.metrics import Metrics
+from core.ws.hub import Hub
+
+_LOCK_STRIPES = 256
+
+
+class EventPublisher:
+    def __init__(
+        self,
+        *,
+        repository: Repository,
+        hub: Hub,
+        ledger: AckLedger,
+        metrics: Metrics,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._repository = repository
+        self._hub = hub
+        self._ledger = ledger
+        self._metrics = metrics
+        self._clock = clock
+        self._locks = [asyncio.Lock() for _ in range(_LOCK_STRIPES)]
+
+    async def emit(
+        self, ctx: UserExecutionContext, event_type: EventType, data: dict[str, Any]
+    ) -> AgentEvent:
+        event_id = uuid.uuid4().hex
+        ts = utc_now()
+
+        def envelope(seq: int, epoch: str) -> dict[str, Any]:
+            return AgentEvent(
+                type=event_type,
+                thread_id=ctx.thread_id,
+                run_id=ctx.run_id,
+                epoch=epoch,
+                seq=seq,
+                event_id=event_id,
+                ts=ts,
+                data=data,
+            ).model_dump(mode="json")
+
+        async with self._locks[hash(ctx.thread_id) % _LOCK_STRIPES]:
+            seq, epoch = await self._repository.append_event(
+                thread_id=ctx.thread_id,
+                run_id=ctx.run_id,
+                event_id=event_id,
+                type=event_type,
+                build=envelope,
+                created_at=ts,
+            )
+            event = AgentEvent.model_validate(envelope(seq, epoch))
+            # Canary traffic stays out of the user SLIs (the sidecar measures it).
+            self._ledger.record(
+                ctx.thread_id, seq, event_type, ctx.run_id, self._clock(), counted=not ctx.canary
+            )
+            if not ctx.canary:
+                self._metrics.events_emitted.labels(event_type).inc()
+            self._hub.publish(ctx.user_id, event)
+        return event

@@ -1,0 +1,83 @@
+"""Tracer provider for the backend.
+
+Spans go to an OTLP exporter when the standard ``OTEL_*`` variables ask for one; otherwise
+they are kept in a bounded in-memory buffer (the embedded default), readable for the
+status page and for debugging. A failing exporter never raises into the request path:
+the SDK's processors log and drop.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Mapping, Sequence
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
+from opentelemetry.trace import Span, format_span_id, format_trace_id
+
+
+class SpanBuffer(SpanExporter):
+    """Keeps the most recent finished spans; the oldest fall out first."""
+
+    def __init__(self, capacity: int) -> None:
+        self._spans: deque[ReadableSpan] = deque(maxlen=capacity)
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self._spans.extend(spans)
+        return SpanExportResult.SUCCESS
+
+    def recent(self) -> list[ReadableSpan]:
+        return list(self._spans)
+
+    def shutdown(self) -> None:
+        self._spans.clear()
+
+
+def otlp_requested(environ: Mapping[str, str]) -> bool:
+    if environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
+        return False
+    exporter = environ.get("OTEL_TRACES_EXPORTER", "")
+    return "otlp" in exporter or bool(
+        environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        or environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
+
+
+def build_tracer_provider(
+    *,
+    buffer_capacity: int,
+    exporter: SpanExporter | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[TracerProvider, SpanBuffer | None]:
+    """A provider with the given exporter, OTLP when configured, else an in-memory buffer."""
+    environ = os.environ if environ is None else environ
+    resource = Resource.create({"service.name": environ.get("OTEL_SERVICE_NAME", "vigil")})
+    provider = TracerProvider(resource=resource)
+    if exporter is not None:
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        return provider, None
+    if otlp_requested(environ):
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        return provider, None
+    buffer = SpanBuffer(buffer_capacity)
+    provider.add_span_processor(SimpleSpanProcessor(buffer))
+    return provider, buffer
+
+
+def trace_id_of(span: Span) -> str | None:
+    context = span.get_span_context()
+    return format_trace_id(context.trace_id) if context.is_valid else None
+
+
+def span_id_of(span: Span) -> str | None:
+    context = span.get_span_context()
+    return format_span_id(context.span_id) if context.is_valid else None

@@ -1,0 +1,1 @@
+"""The WebSocket endpoint: handshake, per-connection loop, routing of events to users."""

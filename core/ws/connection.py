@@ -1,0 +1,102 @@
+"""One accepted WebSocket connection: its identity, the threads it follows, and a bounded
+send queue drained by a writer task, so a slow reader never blocks a run or another user."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from pydantic import BaseModel
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from core.protocol import AgentEvent
+from core.telemetry.logging import get_logger
+from core.telemetry.metrics import Metrics
+
+log = get_logger(__name__)
+
+CLOSE_SLOW_CONSUMER = 4409
+
+
+class Connection:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        *,
+        connection_id: str,
+        user_id: str,
+        canary: bool,
+        metrics: Metrics,
+        max_queue_bytes: int,
+    ) -> None:
+        self.websocket = websocket
+        self.id = connection_id
+        self.user_id = user_id
+        self.canary = canary
+        self._metrics = metrics
+        self._max_queue_bytes = max_queue_bytes
+        self._queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self._queued_bytes = 0
+        self._following: set[str] = set()
+        self.close_code: int | None = None
+        self.closed = asyncio.Event()
+
+    def follow(self, thread_id: str) -> None:
+        self._following.add(thread_id)
+
+    def follows(self, thread_id: str) -> bool:
+        return thread_id in self._following
+
+    def send_frame(self, frame: BaseModel) -> None:
+        self._enqueue(frame.model_dump_json())
+
+    def send_event(self, event: AgentEvent, owner_user_id: str) -> bool:
+        """Queue an agent event, unless it belongs to another user (the isolation guard)."""
+        if owner_user_id != self.user_id:
+            self._metrics.isolation_violations.inc()
+            log.critical(
+                "isolation_violation_blocked",
+                connection_id=self.id,
+                connection_user=self.user_id,
+                event_user=owner_user_id,
+                thread_id=event.thread_id,
+                run_id=event.run_id,
+                seq=event.seq,
+            )
+            return False
+        self._enqueue(event.model_dump_json())
+        return True
+
+    def _enqueue(self, payload: str) -> None:
+        if self.close_code is not None:
+            return
+        size = len(payload)
+        if self._queued_bytes + size > self._max_queue_bytes:
+            # The client does not read; its events wait in the log for its resume.
+            log.warning("slow_consumer_closed", connection_id=self.id, queued=self._queued_bytes)
+            self.request_close(CLOSE_SLOW_CONSUMER)
+            return
+        self._queued_bytes += size
+        self._queue.put_nowait(payload)
+
+    def request_close(self, code: int) -> None:
+        if self.close_code is None:
+            self.close_code = code
+            self._queue.put_nowait(None)
+
+    async def run_writer(self) -> None:
+        """Send queued frames in order; close the socket when asked to."""
+        while True:
+            payload = await self._queue.get()
+            if payload is None:
+                break
+            self._queued_bytes -= len(payload)
+            try:
+                await self.websocket.send_text(payload)
+            except (WebSocketDisconnect, RuntimeError, OSError):
+                # The peer went away mid-send; the reader sees the disconnect and cleans up.
+                break
+        if self.close_code is not None:
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+                await self.websocket.close(self.close_code)
+        self.closed.set()

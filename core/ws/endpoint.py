@@ -1,0 +1,132 @@
+"""``GET /ws``: authenticate before accepting, say ``connection_ready`` first, then read
+frames (each bad one answered with an ``error`` frame) while a writer task sends."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+
+from opentelemetry import trace
+from opentelemetry.trace import StatusCode
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from core.auth import SUBPROTOCOL, AuthRefusal
+from core.protocol import ConnectionReady, ErrorFrame, FrameError, parse_client_frame, utc_now
+from core.ratelimit import TokenBucket
+from core.services import Services
+from core.telemetry.logging import get_logger
+from core.ws.connection import Connection
+from core.ws.handlers import FrameHandlers
+from core.ws.handshake import authorize, refuse
+from core.ws.heartbeat import Heartbeat
+
+log = get_logger(__name__)
+
+CLOSE_RATE_LIMITED = 4429
+# A client that keeps sending this many frames past its limit is closed with 4429.
+RATE_LIMIT_CLOSE_AFTER = 200
+SEND_QUEUE_BYTES = 4 * 1024 * 1024
+
+
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    services: Services = websocket.app.state.services
+    request_id = websocket.headers.get("x-request-id") or uuid.uuid4().hex
+    connection_span = trace.get_current_span().get_span_context()
+    with services.tracer.start_as_current_span("ws.handshake") as span:
+        span.set_attribute("vigil.request_id", request_id)
+        try:
+            identity = await authorize(services, websocket)
+        except AuthRefusal as refusal:
+            span.set_status(StatusCode.ERROR, refusal.reason)
+            await refuse(services, websocket, refusal, request_id)
+            return
+        span.set_attribute("enduser.id", identity.user_id)
+        await websocket.accept(subprotocol=SUBPROTOCOL)
+
+    settings = services.settings
+    metrics = services.metrics
+    connection = Connection(
+        websocket,
+        connection_id=uuid.uuid4().hex,
+        user_id=identity.user_id,
+        canary=identity.canary,
+        metrics=metrics,
+        max_queue_bytes=SEND_QUEUE_BYTES,
+    )
+    if not identity.canary:
+        metrics.ws_connections.labels("accepted", "").inc()
+    metrics.ws_active.inc()
+    services.hub.add(connection)
+    log.info("connection_opened", connection_id=connection.id, user_id=identity.user_id)
+    connection.send_frame(
+        ConnectionReady(
+            connection_id=connection.id,
+            user_id=identity.user_id,
+            heartbeat_interval_s=settings.heartbeat_interval_s,
+            server_time=utc_now(),
+        )
+    )
+    heartbeat = Heartbeat(connection, settings.heartbeat_interval_s, metrics.heartbeat_rtt)
+    handlers = FrameHandlers(
+        services,
+        connection,
+        heartbeat,
+        request_id=request_id,
+        connection_span=connection_span if connection_span.is_valid else None,
+    )
+    tasks = [
+        asyncio.create_task(connection.run_writer()),
+        asyncio.create_task(heartbeat.run()),
+        asyncio.create_task(_read_frames(services, connection, handlers)),
+    ]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        services.hub.remove(connection)
+        for task in tasks[1:]:
+            task.cancel()
+        connection.request_close(connection.close_code or 1000)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait(tasks, timeout=5)
+        metrics.ws_active.dec()
+        metrics.ws_disconnects.labels(str(connection.close_code)).inc()
+        log.info("connection_closed", connection_id=connection.id, code=connection.close_code)
+
+
+async def _read_frames(services: Services, connection: Connection, handlers: FrameHandlers) -> None:
+    settings = services.settings
+    bucket = TokenBucket(settings.rate_limit_per_s, settings.rate_limit_burst, time.monotonic)
+    while True:
+        try:
+            message = await connection.websocket.receive()
+        except (WebSocketDisconnect, RuntimeError):
+            return
+        if message["type"] == "websocket.disconnect":
+            connection.close_code = connection.close_code or message.get("code", 1000)
+            return
+        try:
+            if not bucket.allow():
+                if bucket.consecutive_refusals >= RATE_LIMIT_CLOSE_AFTER:
+                    connection.request_close(CLOSE_RATE_LIMITED)
+                    return
+                raise FrameError("rate_limited", "too many frames; slow down")
+            text = message.get("text")
+            if text is None:
+                raise FrameError("invalid_json", "binary frames are not accepted; send JSON text")
+            if len(text) > settings.max_frame_bytes:
+                raise FrameError(
+                    "too_large", f"frames are limited to {settings.max_frame_bytes} bytes"
+                )
+            frame = parse_client_frame(text, max_text_chars=settings.max_text_chars)
+            await handlers.handle(frame)
+        except FrameError as error:
+            services.metrics.frames_rejected.labels(error.code).inc()
+            connection.send_frame(ErrorFrame(code=error.code, message=error.message, ref=error.ref))
+        except Exception:
+            services.metrics.internal_errors.labels("frame").inc()
+            log.exception("frame_handler_crashed", connection_id=connection.id)
+            connection.send_frame(
+                ErrorFrame(code="unavailable", message="the server failed to handle this frame")
+            )

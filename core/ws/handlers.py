@@ -1,0 +1,158 @@
+"""What the server does with each valid client frame on an accepted connection."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from opentelemetry.trace import SpanContext
+
+from core.agent.context import UserExecutionContext
+from core.db.errors import DatabaseError
+from core.db.repository import ThreadRecord
+from core.protocol import (
+    AckFrame,
+    AgentEvent,
+    CancelFrame,
+    ChatAccepted,
+    ChatFrame,
+    ClientFrame,
+    FrameError,
+    PongFrame,
+    Resumed,
+    ResumeFrame,
+)
+from core.services import Services
+from core.telemetry.logging import get_logger
+from core.ws.connection import Connection
+from core.ws.heartbeat import Heartbeat
+
+log = get_logger(__name__)
+
+RESUME_REPLAY_LIMIT = 10_000
+
+
+class FrameHandlers:
+    def __init__(
+        self,
+        services: Services,
+        connection: Connection,
+        heartbeat: Heartbeat,
+        *,
+        request_id: str,
+        connection_span: SpanContext | None,
+    ) -> None:
+        self._s = services
+        self._conn = connection
+        self._heartbeat = heartbeat
+        self._request_id = request_id
+        self._connection_span = connection_span
+
+    async def handle(self, frame: ClientFrame) -> None:
+        try:
+            match frame:
+                case ChatFrame():
+                    await self._chat(frame)
+                case AckFrame():
+                    await self._ack(frame)
+                case ResumeFrame():
+                    await self._resume(frame)
+                case PongFrame():
+                    self._heartbeat.pong(frame.ts)
+                case CancelFrame():
+                    if not self._s.executor.cancel(self._conn.user_id, frame.run_id):
+                        raise FrameError(
+                            "not_found", f"no run {frame.run_id!r} of yours is running"
+                        )
+        except DatabaseError as exc:
+            ref = frame.id if isinstance(frame, ChatFrame) else None
+            raise FrameError(
+                "unavailable", f"the database is unavailable ({exc.category}); retry", ref
+            ) from exc
+
+    async def _chat(self, frame: ChatFrame) -> None:
+        user_id = self._conn.user_id
+        repository = self._s.repository
+        if not frame.text.strip():
+            raise FrameError("invalid_field", "field 'text': must not be empty", frame.id)
+        existing = await repository.find_run(user_id, frame.id)
+        if existing is not None:
+            # The same id twice starts one run: answer with the run it already started.
+            if frame.thread_id is not None and frame.thread_id != existing.thread_id:
+                raise FrameError("conflict", "this id was already used on another thread", frame.id)
+            self._accept(frame.id, existing.thread_id, existing.id)
+            return
+        if frame.thread_id is None:
+            thread = await repository.create_thread(user_id, frame.text.strip()[:80])
+        else:
+            found = await repository.get_thread(user_id, frame.thread_id)
+            if found is None:
+                raise FrameError("not_found", f"no thread {frame.thread_id!r}", frame.id)
+            thread = found
+        run, created = await repository.admit_run(
+            run_id=uuid.uuid4().hex,
+            thread_id=thread.id,
+            user_id=user_id,
+            client_msg_id=frame.id,
+            text=frame.text,
+            is_canary=self._conn.canary,
+        )
+        self._accept(frame.id, run.thread_id, run.id)
+        if created:
+            ctx = UserExecutionContext(
+                user_id=user_id,
+                thread_id=run.thread_id,
+                run_id=run.id,
+                request_id=self._request_id,
+                client_msg_id=frame.id,
+                text=frame.text,
+                canary=self._conn.canary,
+                connection_span=self._connection_span,
+            )
+            self._s.executor.start(ctx, self._s.runner.run(ctx))
+
+    def _accept(self, msg_id: str, thread_id: str, run_id: str) -> None:
+        self._conn.follow(thread_id)
+        self._conn.send_frame(ChatAccepted(id=msg_id, thread_id=thread_id, run_id=run_id))
+
+    async def _owned_thread(self, thread_id: str) -> ThreadRecord:
+        thread = await self._s.repository.get_thread(self._conn.user_id, thread_id)
+        if thread is None:
+            raise FrameError("not_found", f"no thread {thread_id!r}")
+        return thread
+
+    async def _ack(self, frame: AckFrame) -> None:
+        ledger = self._s.ledger
+        last_seq = ledger.last_seq(frame.thread_id)
+        if not self._conn.follows(frame.thread_id) or frame.seq > last_seq:
+            thread = await self._owned_thread(frame.thread_id)
+            last_seq = max(last_seq, thread.last_seq)
+        if frame.seq > last_seq:
+            raise FrameError("invalid_field", f"seq {frame.seq} was never sent on this thread")
+        metrics = self._s.metrics
+        for event in ledger.ack(frame.thread_id, frame.seq, time.monotonic()):
+            if not event.counted:
+                continue
+            metrics.events_acked.labels(event.type).inc()
+            metrics.ack_latency.labels(event.type).observe(event.latency_s)
+
+    async def _resume(self, frame: ResumeFrame) -> None:
+        thread = await self._owned_thread(frame.thread_id)
+        if frame.last_seq > thread.last_seq:
+            raise FrameError("invalid_field", f"last_seq {frame.last_seq} is beyond the thread")
+        # Follow first: live events from now on are sent; the replay covers what came before.
+        self._conn.follow(frame.thread_id)
+        replayed = 0
+        recovered = frame.epoch == thread.epoch
+        if recovered:
+            events = await self._s.repository.list_events(
+                self._conn.user_id, frame.thread_id, frame.last_seq, RESUME_REPLAY_LIMIT
+            )
+            for record in events or ():
+                self._conn.send_event(AgentEvent.model_validate(record.payload), self._conn.user_id)
+                replayed += 1
+            recovered = replayed < RESUME_REPLAY_LIMIT
+        self._s.metrics.resumes.labels(str(recovered).lower()).inc()
+        self._conn.send_frame(
+            Resumed(thread_id=frame.thread_id, recovered=recovered, replayed=replayed)
+        )

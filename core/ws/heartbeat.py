@@ -1,0 +1,42 @@
+"""Server pings: a ``ping`` every interval, the ``pong`` round trip measured, and a
+connection that stops answering closed with 4408 so its resources are freed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from prometheus_client import Histogram
+
+from core.protocol import Ping
+from core.ws.connection import Connection
+
+CLOSE_HEARTBEAT_TIMEOUT = 4408
+MISSED_PONGS_BEFORE_CLOSE = 2
+
+
+class Heartbeat:
+    def __init__(self, connection: Connection, interval_s: float, rtt: Histogram) -> None:
+        self._connection = connection
+        self._interval_s = interval_s
+        self._rtt = rtt
+        self._outstanding: dict[float, float] = {}
+
+    async def run(self) -> None:
+        while self._connection.close_code is None:
+            await asyncio.sleep(self._interval_s)
+            if len(self._outstanding) >= MISSED_PONGS_BEFORE_CLOSE:
+                self._connection.request_close(CLOSE_HEARTBEAT_TIMEOUT)
+                return
+            ts = round(time.time(), 6)
+            self._outstanding[ts] = time.perf_counter()
+            self._connection.send_frame(Ping(ts=ts))
+
+    def pong(self, ts: object) -> None:
+        if not isinstance(ts, int | float):
+            return
+        sent = self._outstanding.pop(float(ts), None)
+        if sent is not None:
+            self._rtt.observe(time.perf_counter() - sent)
+            # An answered ping proves the peer is alive; older unanswered ones don't count.
+            self._outstanding = {k: v for k, v in self._outstanding.items() if k > ts}
