@@ -115,10 +115,6 @@ async def _read_frames(services: Services, connection: Connection, handlers: Fra
             text = message.get("text")
             if text is None:
                 raise FrameError("invalid_json", "binary frames are not accepted; send JSON text")
-            if len(text) > settings.max_frame_bytes:
-                raise FrameError(
-                    "too_large", f"frames are limited to {settings.max_frame_bytes} bytes"
-                )
             frame = parse_client_frame(text, max_text_chars=settings.max_text_chars)
             await handlers.handle(frame)
         except FrameError as error:

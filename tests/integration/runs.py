@@ -1,0 +1,32 @@
+"""Checks of what a client sees of a run, shared by the integration tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def assert_well_formed_run(events: list[dict[str, Any]]) -> None:
+    """The order PROTOCOL.md promises for one run, and one envelope for all its events."""
+    types = [event["type"] for event in events]
+    assert types[0] == "agent_started", types
+    assert types[-1] == "agent_completed", types
+    assert types.count("agent_started") == 1 and types.count("agent_completed") == 1, types
+    assert types[1] == "agent_thinking", types
+    open_calls: dict[str, str] = {}
+    for event in events[1:-1]:
+        data = event["data"]
+        if event["type"] == "tool_executing":
+            assert not open_calls, "a tool call started before the previous one completed"
+            open_calls[data["call_id"]] = data["tool"]
+        elif event["type"] == "tool_completed":
+            assert open_calls.pop(data["call_id"]) == data["tool"]
+    assert not open_calls, "a tool_executing without its tool_completed"
+    run_ids = {event["run_id"] for event in events}
+    epochs = {event["epoch"] for event in events}
+    assert len(run_ids) == 1 and len(epochs) == 1
+    seqs = [event["seq"] for event in events]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
+
+
+def tool_pairs(events: list[dict[str, Any]]) -> list[str]:
+    return [event["data"]["tool"] for event in events if event["type"] == "tool_completed"]

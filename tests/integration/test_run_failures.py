@@ -1,0 +1,131 @@
+"""Runs that cannot finish normally still end with exactly one agent_completed."""
+
+import asyncio
+from collections.abc import Sequence
+
+from core.agent.model import Message, ModelReply, ToolSpec
+from core.agent.providers.offline import OfflineProvider
+
+from core.client import VigilClient
+from tests.integration.runs import assert_well_formed_run
+
+
+class StallingProvider:
+    """A model endpoint that never answers (until released)."""
+
+    name = "stalling"
+    model = "stall-1"
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self._offline = OfflineProvider()
+
+    async def complete(self, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> ModelReply:
+        await self.release.wait()
+        return await self._offline.complete(messages, tools)
+
+    async def aclose(self) -> None:
+        self.release.set()
+
+
+async def collect_run(client: VigilClient, run_id: str) -> list[dict]:
+    events: list[dict] = []
+    while not events or events[-1]["type"] != "agent_completed":
+        event = await client.next_event(20)
+        if event["run_id"] == run_id:
+            events.append(event)
+    return events
+
+
+async def test_a_stalled_model_times_out_naming_the_phase(start_server):
+    server = await start_server(provider_instance=StallingProvider(), model_call_timeout_s=0.3)
+    async with VigilClient.connect(server.ws_url, server.token("alice")) as client:
+        accepted = await client.chat("hello")
+        events = await collect_run(client, accepted["run_id"])
+    assert [e["type"] for e in events] == [
+        "agent_started",
+        "agent_thinking",
+        "agent_error",
+        "agent_completed",
+    ]
+    assert events[2]["data"]["reason"] == "phase_timeout"
+    assert events[2]["data"]["phase"] == "model_call"
+    assert events[3]["data"]["status"] == "timeout"
+    assert server.metric("vigil_runs_total", {"status": "timeout"}) == 1
+
+
+async def test_the_run_timeout_bounds_the_whole_run(start_server):
+    server = await start_server(provider_instance=StallingProvider(), run_timeout_s=0.3)
+    async with VigilClient.connect(server.ws_url, server.token("alice")) as client:
+        accepted = await client.chat("hello")
+        events = await collect_run(client, accepted["run_id"])
+    error = next(e for e in events if e["type"] == "agent_error")
+    assert (error["data"]["reason"], error["data"]["phase"]) == ("run_timeout", "model_call")
+    assert events[-1]["data"]["status"] == "timeout"
+
+
+async def test_an_open_circuit_makes_preflight_refuse_at_once(start_server):
+    server = await start_server(
+        provider_instance=StallingProvider(),
+        model_call_timeout_s=0.2,
+        circuit_failure_threshold=2,
+        circuit_reset_timeout_s=60,
+    )
+    async with VigilClient.connect(server.ws_url, server.token("alice")) as client:
+        for _ in range(2):
+            accepted = await client.chat("hello")
+            await collect_run(client, accepted["run_id"])
+        accepted = await client.chat("hello")
+        events = await collect_run(client, accepted["run_id"])
+    assert [e["type"] for e in events] == ["agent_error", "agent_completed"]
+    assert events[0]["data"]["reason"] == "circuit_open"
+    assert events[0]["data"]["phase"] == "preflight"
+    assert events[1]["data"]["status"] == "failed"
+    assert server.metric("vigil_preflight_refusals_total", {"reason": "circuit_open"}) == 1
+    assert server.metric("vigil_provider_circuit_state", {"provider": "stalling"}) == 2
+
+
+async def test_a_user_over_the_concurrency_limit_is_refused_in_preflight(start_server):
+    provider = StallingProvider()
+    server = await start_server(provider_instance=provider, max_runs_per_user=2)
+    async with VigilClient.connect(server.ws_url, server.token("alice")) as client:
+        running = [await client.chat("hello") for _ in range(2)]
+        refused = await client.chat("hello")
+        refused_events = await collect_run(client, refused["run_id"])
+        provider.release.set()
+        for accepted in running:
+            assert_well_formed_run(await collect_run(client, accepted["run_id"]))
+    assert refused_events[0]["data"]["reason"] == "user_concurrency_limit"
+    assert refused_events[-1]["data"]["status"] == "failed"
+
+
+async def test_another_user_is_not_limited_by_my_runs(start_server):
+    provider = StallingProvider()
+    server = await start_server(provider_instance=provider, max_runs_per_user=1)
+    async with (
+        VigilClient.connect(server.ws_url, server.token("alice")) as alice,
+        VigilClient.connect(server.ws_url, server.token("bob")) as bob,
+    ):
+        mine = await alice.chat("hello")
+        theirs = await bob.chat("hello")
+        started = await bob.next_event(5)
+        assert (started["type"], started["run_id"]) == ("agent_started", theirs["run_id"])
+        provider.release.set()
+        await collect_run(alice, mine["run_id"])
+
+
+async def test_a_user_can_cancel_their_own_run_but_not_anothers(start_server):
+    server = await start_server(provider_instance=StallingProvider())
+    async with (
+        VigilClient.connect(server.ws_url, server.token("alice")) as alice,
+        VigilClient.connect(server.ws_url, server.token("bob")) as bob,
+    ):
+        accepted = await alice.chat("hello")
+        await alice.next_event(5)  # agent_started
+        await bob.send({"type": "cancel", "run_id": accepted["run_id"]})
+        error = await bob.next_frame(5)
+        assert (error["type"], error["code"]) == ("error", "not_found")
+        await alice.send({"type": "cancel", "run_id": accepted["run_id"]})
+        events = await collect_run(alice, accepted["run_id"])
+    assert events[-1]["type"] == "agent_completed"
+    assert events[-1]["data"]["status"] == "cancelled"
