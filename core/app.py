@@ -16,6 +16,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from core.acks import AckLedger
@@ -124,6 +125,10 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await services.database.connect()
+        SQLAlchemyInstrumentor().instrument(
+            engine=services.database.engine.sync_engine,
+            tracer_provider=services.tracer_provider,
+        )
         background = [
             asyncio.create_task(watch_loop_lag(services.metrics.loop_lag)),
             asyncio.create_task(_sweep_unacked(services)),

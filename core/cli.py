@@ -10,12 +10,18 @@ from typing import Annotated, NoReturn
 import typer
 
 from core.settings import Settings, SettingsError, load_settings
+from sidecar.cli import canary as canary_command
+from sidecar.cli import sidecar as sidecar_command
+from sidecar.cli import slo_app
 
 app = typer.Typer(
     help="Vigil: a reliable, observable chat backend for AI agents.", no_args_is_help=True
 )
 db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.command("sidecar")(sidecar_command)
+app.command("canary")(canary_command)
+app.add_typer(slo_app, name="slo")
 
 _TTL = re.compile(r"^(\d+)\s*([smhd]?)$")
 _TTL_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}

@@ -139,7 +139,8 @@ class VigilClient:
             return getter.result()
         getter.cancel()
         if self._reader in done:
-            raise ConnectionClosed(self.websocket.close_rcvd, self.websocket.close_sent)
+            protocol = self.websocket.protocol
+            raise ConnectionClosed(protocol.close_rcvd, protocol.close_sent)
         raise TimeoutError(f"nothing received within {timeout} s")
 
     async def chat(

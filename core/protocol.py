@@ -23,13 +23,6 @@ EventType = Literal[
     "agent_completed",
     "agent_error",
 ]
-CRITICAL_EVENT_TYPES: tuple[str, ...] = (
-    "agent_started",
-    "agent_thinking",
-    "tool_executing",
-    "tool_completed",
-    "agent_completed",
-)
 RunStatus = Literal["completed", "failed", "timeout", "cancelled"]
 ErrorCode = Literal[
     "invalid_json",

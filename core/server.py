@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+import os
 import subprocess
 import sys
 
@@ -19,7 +19,8 @@ def uvicorn_config(settings: Settings) -> uvicorn.Config:
         create_app(settings),
         host=settings.host,
         port=settings.port,
-        ws="websockets-sansio",
+        # wsproto answers a refused handshake cleanly (websockets-sansio logs a spurious error).
+        ws="wsproto",
         # The transport refuses frames over the limit with close code 1009.
         ws_max_size=settings.max_frame_bytes,
         # Heartbeats are the protocol's own ping/pong frames, measured by the app.
@@ -38,18 +39,23 @@ def run_backend(settings: Settings) -> None:
 
 def run_with_sidecar(settings: Settings) -> None:
     base = f"http://{settings.host}:{settings.port}"
-    sidecar: subprocess.Popen[bytes] | None = None
-    if importlib.util.find_spec("sidecar.cli") is not None:
-        sidecar = subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
-            [sys.executable, "-m", "core", "sidecar", "--target-url", base]
-        )
+    sidecar = subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
+        [
+            sys.executable,
+            "-m",
+            "core",
+            "sidecar",
+            "--target-url",
+            base,
+            "--target-pid",
+            str(os.getpid()),
+        ]
+    )
     print(f"Vigil chat page:   {base}/", flush=True)
     print(f"Backend metrics:   {base}/metrics", flush=True)
-    if sidecar is not None:
-        print(f"Sidecar status:    http://{settings.host}:{SIDECAR_PORT}/", flush=True)
+    print(f"Sidecar status:    http://{settings.host}:{SIDECAR_PORT}/", flush=True)
     try:
         run_backend(settings)
     finally:
-        if sidecar is not None:
-            sidecar.terminate()
-            sidecar.wait(timeout=10)
+        sidecar.terminate()
+        sidecar.wait(timeout=10)

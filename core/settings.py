@@ -12,8 +12,6 @@ from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 # Used only in dev mode, so a newcomer can connect without configuring anything.
 # Production refuses to start without a real key (see `_key_required_outside_dev`).
@@ -57,6 +55,7 @@ class Settings(BaseSettings):
     max_runs_per_user: int = Field(default=3, ge=1)
     max_runs_total: int = Field(default=500, ge=1)
     run_timeout_s: float = Field(default=30.0, gt=0)
+    preflight_timeout_s: float = Field(default=5.0, gt=0)
     triage_timeout_s: float = Field(default=2.0, gt=0)
     model_call_timeout_s: float = Field(default=20.0, gt=0)
     tool_timeout_s: float = Field(default=10.0, gt=0)
@@ -80,6 +79,10 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _database_url_parses(cls, value: str) -> str:
+        # Imported here: the sidecar reads these settings and must stay small.
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
         try:
             url = make_url(value)
         except ArgumentError as exc:
@@ -117,6 +120,8 @@ class Settings(BaseSettings):
 
     @property
     def sqlite_path(self) -> Path | None:
+        from sqlalchemy.engine import make_url
+
         url = make_url(self.database_url)
         if url.get_backend_name() != "sqlite" or not url.database:
             return None

@@ -6,12 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.agent.circuit import CircuitBreaker
+from core.agent.context import UserExecutionContext
+from core.agent.engine import Executor
 from core.agent.tools.registry import ToolRegistry
 from core.db.database import Database
 from core.db.errors import DatabaseError
-
-from core.agent.context import UserExecutionContext
-from core.agent.engine import Executor
 
 
 @dataclass(frozen=True)

@@ -12,22 +12,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+from opentelemetry import context as otel_context
+from opentelemetry.trace import Link, Span, StatusCode, Tracer
+
 from core.agent.circuit import CircuitBreaker
+from core.agent.context import UserExecutionContext
+from core.agent.engine import Executor
 from core.agent.model import Message, ModelProvider, ModelReply, ProviderError, ToolCall, Usage
+from core.agent.phases import PhaseClock, PhaseTimeout
+from core.agent.preflight import PreflightFailure, preflight
+from core.agent.tool_calls import execute_tool_call
 from core.agent.tools.base import ToolContext
 from core.agent.tools.registry import ToolRegistry
 from core.agent.triage import triage
 from core.db.database import Database
 from core.db.errors import DatabaseError
 from core.db.repository import Repository
-from opentelemetry import context as otel_context
-from opentelemetry.trace import Link, Span, StatusCode, Tracer
-
-from core.agent.context import UserExecutionContext
-from core.agent.engine import Executor
-from core.agent.phases import PhaseClock, PhaseTimeout
-from core.agent.preflight import preflight
-from core.agent.tool_calls import execute_tool_call
 from core.protocol import EventType
 from core.publisher import EventPublisher
 from core.settings import Settings
@@ -107,14 +107,18 @@ class AgentRunner:
     async def _run_traced(self, ctx: UserExecutionContext, span: Span) -> None:
         clock = PhaseClock(self._tracer, self._metrics)
         started = time.perf_counter()
-        async with clock.phase("preflight", self._settings.triage_timeout_s):
-            failure = await preflight(
-                ctx,
-                circuit=self._circuit,
-                tools=self._tools,
-                database=self._database,
-                executor=self._executor,
-            )
+        try:
+            async with clock.phase("preflight", self._settings.preflight_timeout_s):
+                failure = await preflight(
+                    ctx,
+                    circuit=self._circuit,
+                    tools=self._tools,
+                    database=self._database,
+                    executor=self._executor,
+                )
+        except PhaseTimeout as exc:
+            self._executor.release(ctx)
+            failure = PreflightFailure("preflight_timeout", str(exc))
         if failure is not None:
             self._metrics.preflight_refusals.labels(failure.reason).inc()
             log.info("run_refused", reason=failure.reason)

@@ -12,7 +12,7 @@ from typing import Any
 from core.agent.model import ToolCall
 from core.agent.tools.base import ToolContext, ToolError
 from core.agent.tools.registry import ToolRegistry
-
+from core.db.errors import DatabaseError
 from core.telemetry.logging import get_logger
 from core.telemetry.metrics import Metrics
 
@@ -40,6 +40,8 @@ async def execute_tool_call(
             error = str(exc)
         except TimeoutError:
             error = f"the tool took longer than {timeout_s:g} s"
+        except DatabaseError as exc:
+            error = f"the tool could not read the database ({exc.category})"
         except Exception as exc:
             metrics.internal_errors.labels("tool").inc()
             log.exception("tool_crashed", tool=call.name)

@@ -42,5 +42,6 @@ def configure_logging(level: str = "info", stream: TextIO | None = None) -> None
 
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
-    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(name)
-    return logger.bind(logger=name)
+    # Stays lazy: module-level loggers must pick up the configuration made later.
+    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(component=name)
+    return logger

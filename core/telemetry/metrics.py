@@ -7,10 +7,17 @@ exemplar so a slow bucket leads straight to its trace.
 
 from __future__ import annotations
 
+from typing import get_args
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_TYPE
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+
+from core.protocol import EventType, RunStatus
+
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
+RUN_STATUSES: tuple[str, ...] = get_args(RunStatus)
 
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -155,6 +162,21 @@ class Metrics:
             buckets=TOKEN_BUCKETS,
             registry=r,
         )
+
+        self._prime_sli_series()
+
+    def _prime_sli_series(self) -> None:
+        """Create the series the SLOs read, at zero: a counter's first sample is otherwise
+        lost to rate() and increase(), and with it the first chat after a start."""
+        for event_type in EVENT_TYPES:
+            self.events_emitted.labels(event_type)
+            self.events_acked.labels(event_type)
+            self.ack_latency.labels(event_type)
+        for status in RUN_STATUSES:
+            self.runs.labels(status)
+        self.ws_connections.labels("accepted", "")
+        self.ws_connections.labels("rejected", "not_ready")
+        self.isolation_violations.inc(0)
 
     def exposition(self, accept: str) -> tuple[bytes, str]:
         """The registry's samples, in OpenMetrics (with exemplars) when the scraper asks."""

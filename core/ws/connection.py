@@ -39,6 +39,7 @@ class Connection:
         self._queued_bytes = 0
         self._following: set[str] = set()
         self.close_code: int | None = None
+        self._peer_closed = False
         self.closed = asyncio.Event()
 
     def follow(self, thread_id: str) -> None:
@@ -84,6 +85,11 @@ class Connection:
             self.close_code = code
             self._queue.put_nowait(None)
 
+    def peer_closed(self, code: int) -> None:
+        """The client closed the socket: stop the writer without closing it again."""
+        self._peer_closed = True
+        self.request_close(code)
+
     async def run_writer(self) -> None:
         """Send queued frames in order; close the socket when asked to."""
         while True:
@@ -96,7 +102,7 @@ class Connection:
             except (WebSocketDisconnect, RuntimeError, OSError):
                 # The peer went away mid-send; the reader sees the disconnect and cleans up.
                 break
-        if self.close_code is not None:
+        if self.close_code is not None and not self._peer_closed:
             with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
                 await self.websocket.close(self.close_code)
         self.closed.set()

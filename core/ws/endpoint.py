@@ -13,7 +13,16 @@ from opentelemetry.trace import StatusCode
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from core.auth import SUBPROTOCOL, AuthRefusal
-from core.protocol import ConnectionReady, ErrorFrame, FrameError, parse_client_frame, utc_now
+from core.protocol import (
+    AckFrame,
+    ClientFrame,
+    ConnectionReady,
+    ErrorFrame,
+    FrameError,
+    PongFrame,
+    parse_client_frame,
+    utc_now,
+)
 from core.ratelimit import TokenBucket
 from core.services import Services
 from core.telemetry.logging import get_logger
@@ -95,27 +104,50 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         log.info("connection_closed", connection_id=connection.id, code=connection.close_code)
 
 
+class _FrameBudget:
+    """Per-connection rate limits. Acks and pongs, which a busy client sends once per event
+    and per ping, have their own, larger budget so they never starve chats (or vice versa)."""
+
+    CONTROL_FACTOR = 10
+
+    def __init__(self, rate_per_s: float, burst: int) -> None:
+        self._frames = TokenBucket(rate_per_s, burst, time.monotonic)
+        self._control = TokenBucket(
+            rate_per_s * self.CONTROL_FACTOR, burst * self.CONTROL_FACTOR, time.monotonic
+        )
+
+    def admit(self, connection: Connection, frame: ClientFrame | None) -> None:
+        bucket = self._control if isinstance(frame, AckFrame | PongFrame) else self._frames
+        if bucket.allow():
+            return
+        if bucket.consecutive_refusals >= RATE_LIMIT_CLOSE_AFTER:
+            connection.request_close(CLOSE_RATE_LIMITED)
+        raise FrameError("rate_limited", "too many frames; slow down")
+
+
 async def _read_frames(services: Services, connection: Connection, handlers: FrameHandlers) -> None:
     settings = services.settings
-    bucket = TokenBucket(settings.rate_limit_per_s, settings.rate_limit_burst, time.monotonic)
-    while True:
+    budget = _FrameBudget(settings.rate_limit_per_s, settings.rate_limit_burst)
+    while connection.close_code is None:
         try:
             message = await connection.websocket.receive()
         except (WebSocketDisconnect, RuntimeError):
+            connection.peer_closed(1006)
             return
         if message["type"] == "websocket.disconnect":
-            connection.close_code = connection.close_code or message.get("code", 1000)
+            connection.peer_closed(message.get("code", 1000))
             return
         try:
-            if not bucket.allow():
-                if bucket.consecutive_refusals >= RATE_LIMIT_CLOSE_AFTER:
-                    connection.request_close(CLOSE_RATE_LIMITED)
-                    return
-                raise FrameError("rate_limited", "too many frames; slow down")
             text = message.get("text")
             if text is None:
+                budget.admit(connection, None)
                 raise FrameError("invalid_json", "binary frames are not accepted; send JSON text")
-            frame = parse_client_frame(text, max_text_chars=settings.max_text_chars)
+            try:
+                frame = parse_client_frame(text, max_text_chars=settings.max_text_chars)
+            except FrameError:
+                budget.admit(connection, None)
+                raise
+            budget.admit(connection, frame)
             await handlers.handle(frame)
         except FrameError as error:
             services.metrics.frames_rejected.labels(error.code).inc()

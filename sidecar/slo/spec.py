@@ -105,7 +105,7 @@ def parse_duration(text: str) -> float:
 def parse_selector(text: str) -> Selector:
     match = _SELECTOR.match(text)
     if not match:
-        raise SelectorError(f"{text!r} is not a selector like name{{label=\"value\"}}")
+        raise SelectorError(f'{text!r} is not a selector like name{{label="value"}}')
     metric, body = match.group(1), (match.group(2) or "").strip()
     matchers: list[Matcher] = []
     position = 0

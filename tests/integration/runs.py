@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Any
 
 
@@ -30,3 +32,12 @@ def assert_well_formed_run(events: list[dict[str, Any]]) -> None:
 
 def tool_pairs(events: list[dict[str, Any]]) -> list[str]:
     return [event["data"]["tool"] for event in events if event["type"] == "tool_completed"]
+
+
+async def eventually(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    """Wait for work the server finishes just after the client has its last event."""
+    for _ in range(int(timeout_s / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the condition never held")

@@ -5,7 +5,6 @@ from collections.abc import Sequence
 
 from core.agent.model import Message, ModelReply, ToolSpec
 from core.agent.providers.offline import OfflineProvider
-
 from core.client import VigilClient
 from tests.integration.runs import assert_well_formed_run
 
@@ -29,12 +28,13 @@ class StallingProvider:
 
 
 async def collect_run(client: VigilClient, run_id: str) -> list[dict]:
-    events: list[dict] = []
+    """The events of one run; other runs' events are kept for their own collect_run."""
+    stash: dict[str, list[dict]] = client.__dict__.setdefault("stash", {})
+    events = stash.setdefault(run_id, [])
     while not events or events[-1]["type"] != "agent_completed":
         event = await client.next_event(20)
-        if event["run_id"] == run_id:
-            events.append(event)
-    return events
+        stash.setdefault(event["run_id"], []).append(event)
+    return stash.pop(run_id)
 
 
 async def test_a_stalled_model_times_out_naming_the_phase(start_server):

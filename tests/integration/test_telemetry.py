@@ -1,21 +1,23 @@
 """What one run leaves behind: its span tree, the metric samples it moves, its log lines."""
 
-import asyncio
 import json
 
 from opentelemetry.trace import format_trace_id
 
 from core.client import VigilClient
+from tests.integration.runs import eventually
 
 
 async def one_calculator_run(server) -> dict:
     async with VigilClient.connect(server.ws_url, server.token("alice")) as client:
         result = await client.run("What is 17 * 23?")
-        # The client acks as it receives; give the last ack a moment to land.
-        for _ in range(100):
-            if server.metric("vigil_events_acked_total", {"type": "agent_completed"}) == 1:
-                break
-            await asyncio.sleep(0.02)
+        # The client's last ack and the run's last span land just after agent_completed.
+        await eventually(
+            lambda: (
+                server.metric("vigil_events_acked_total", {"type": "agent_completed"}) == 1
+                and any(s.name == "invoke_agent vigil" for s in server.spans.get_finished_spans())
+            )
+        )
     return result.accepted
 
 

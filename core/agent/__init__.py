@@ -1,0 +1,1 @@
+"""The agent: model providers, triage, tools, the provider circuit breaker and the run."""

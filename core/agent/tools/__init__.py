@@ -1,0 +1,1 @@
+"""The agent's tools: the ``Tool`` protocol, the registry and the built-in tools."""

@@ -1,0 +1,187 @@
+"""``Database``: the engine's life, transactions, and the boundary where failures are translated.
+
+Every way into the database (``session``, ``ping``, ``schema_status``) goes through
+``_guard``: a driver, SQLAlchemy, socket or timeout failure becomes the matching
+``core.db.errors.DatabaseError``, is logged, is reported once to ``on_error(category,
+operation)`` (the lead wires that to ``vigil_db_errors_total``) and is raised ``from`` the
+original. Nothing outside ``core.db`` sees a SQLAlchemy or driver exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from core.db import migrate
+from core.db.engine import build_engine, parse_url
+from core.db.errors import DRIVER_ERRORS, DatabaseError, DatabaseLocked, translate
+from core.telemetry.logging import get_logger
+
+log = get_logger(__name__)
+
+ErrorHook = Callable[[str, str], None]
+
+
+@dataclass(frozen=True)
+class SchemaStatus:
+    current: str | None
+    head: str
+    up_to_date: bool
+
+
+class Database:
+    """One database: an ``AsyncEngine`` with its pool, created by ``connect``."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        connect_timeout_s: float = 5.0,
+        on_error: ErrorHook | None = None,
+        pool_size: int = 10,
+        max_overflow: int = 10,
+        pool_timeout_s: float = 5.0,
+        statement_timeout_s: float | None = None,
+        sqlite_busy_timeout_s: float = 5.0,
+    ) -> None:
+        self._url = url
+        self._dialect = parse_url(url).get_backend_name()  # ValueError if it cannot parse
+        self._connect_timeout_s = connect_timeout_s
+        self._on_error = on_error
+        self._pool_size = pool_size
+        self._max_overflow = max_overflow
+        self._pool_timeout_s = pool_timeout_s
+        self._statement_timeout_s = statement_timeout_s
+        self._busy_timeout_s = sqlite_busy_timeout_s
+        self._engine: AsyncEngine | None = None
+        self._sessions: async_sessionmaker[AsyncSession] | None = None
+        self._write_lock = asyncio.Lock()
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self._dialect
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The connected engine (for instrumentation); raises if ``connect`` was not called."""
+        return self._require_engine()
+
+    @property
+    def connected(self) -> bool:
+        return self._engine is not None
+
+    async def connect(self) -> None:
+        """Create the engine and its pool. Connections are opened lazily, on first use:
+        call ``ping`` to find out whether the database is reachable. Idempotent."""
+        if self._engine is not None:
+            return
+        self._engine = build_engine(
+            self._url,
+            connect_timeout_s=self._connect_timeout_s,
+            busy_timeout_s=self._busy_timeout_s,
+            statement_timeout_s=self._statement_timeout_s,
+            pool_size=self._pool_size,
+            max_overflow=self._max_overflow,
+            pool_timeout_s=self._pool_timeout_s,
+        )
+        self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
+
+    async def close(self) -> None:
+        """Close every pooled connection. Idempotent; ``connect`` may be called again."""
+        engine, self._engine, self._sessions = self._engine, None, None
+        if engine is not None:
+            await engine.dispose()
+
+    async def ping(self, timeout_s: float | None = None) -> None:
+        """``SELECT 1`` within ``timeout_s`` (default: the connect timeout).
+
+        Raises ``DatabaseError`` (operation ``"ping"``); a slow answer is ``timeout``.
+        """
+        engine = self._require_engine()
+        async with (
+            self._guard("ping"),
+            asyncio.timeout(timeout_s or self._connect_timeout_s),
+            engine.connect() as connection,
+        ):
+            await connection.execute(text("SELECT 1"))
+
+    async def schema_status(self) -> SchemaStatus:
+        """Where the schema is against the packaged migrations."""
+        engine = self._require_engine()
+        head = migrate.head_revision()
+        async with self._guard("schema_status"), engine.connect() as connection:
+            current = await connection.run_sync(migrate.read_revision)
+        return SchemaStatus(current=current, head=head, up_to_date=current == head)
+
+    @asynccontextmanager
+    async def session(self, operation: str, *, write: bool = False) -> AsyncIterator[AsyncSession]:
+        """An ``AsyncSession`` inside one transaction: committed when the block ends,
+        rolled back when it raises. A database failure anywhere in it, commit included, is
+        raised as ``DatabaseError`` with this ``operation`` and reported to ``on_error``.
+
+        ``write=True`` declares that the transaction writes. SQLite has one writer at a
+        time, so this process queues its writers on a lock instead of letting them poll the
+        file lock (busy_timeout backs off in steps of up to 100 ms); waiting longer than the
+        busy timeout raises ``DatabaseLocked``. PostgreSQL ignores it.
+        """
+        sessions = self._require_sessions()
+        async with (
+            self._guard(operation),
+            self._writer(operation, write),
+            sessions() as session,
+            session.begin(),
+        ):
+            yield session
+
+    @asynccontextmanager
+    async def _writer(self, operation: str, write: bool) -> AsyncIterator[None]:
+        if not write or self._dialect != "sqlite":
+            yield
+            return
+        try:
+            async with asyncio.timeout(self._busy_timeout_s):
+                await self._write_lock.acquire()
+        except TimeoutError:
+            error = DatabaseLocked(operation, detail="waited for this process's other writers")
+            self._report(error)
+            raise error from None
+        try:
+            yield
+        finally:
+            self._write_lock.release()
+
+    @asynccontextmanager
+    async def _guard(self, operation: str) -> AsyncIterator[None]:
+        try:
+            yield
+        except DRIVER_ERRORS as exc:  # a DatabaseError from further in passes through as is
+            error = translate(exc, operation)
+            self._report(error)
+            raise error from exc
+
+    def _report(self, error: DatabaseError) -> None:
+        log.warning(
+            "db_error",
+            category=error.category,
+            operation=error.operation,
+            sqlstate=error.sqlstate,
+            detail=error.detail,
+        )
+        if self._on_error is not None:
+            self._on_error(error.category, error.operation)
+
+    def _require_engine(self) -> AsyncEngine:
+        if self._engine is None:
+            raise RuntimeError("Database.connect() has not been called")
+        return self._engine
+
+    def _require_sessions(self) -> async_sessionmaker[AsyncSession]:
+        if self._sessions is None:
+            raise RuntimeError("Database.connect() has not been called")
+        return self._sessions

@@ -1,0 +1,93 @@
+"""The one place an ``AsyncEngine`` is built, for the application and for migrations alike.
+
+SQLite (aiosqlite): every new connection gets WAL, foreign keys and a busy timeout, and the
+driver's own transaction handling is replaced by an explicit ``BEGIN`` (the recipe in
+SQLAlchemy's pysqlite notes), so reads and writes of one session share one transaction and DDL
+is transactional. PostgreSQL (asyncpg): the connect timeout, application name and an optional
+statement timeout are passed to the driver.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+APPLICATION_NAME = "vigil"
+
+
+def parse_url(url: str) -> URL:
+    """Parse a database URL; ``ValueError`` (never a SQLAlchemy error) if it cannot be."""
+    try:
+        return make_url(url)
+    except ArgumentError as exc:
+        raise ValueError(f"cannot parse database URL ({exc})") from exc
+
+
+def is_sqlite_memory(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+def build_engine(
+    url: str,
+    *,
+    connect_timeout_s: float = 5.0,
+    busy_timeout_s: float = 5.0,
+    statement_timeout_s: float | None = None,
+    pool_size: int = 10,
+    max_overflow: int = 10,
+    pool_timeout_s: float = 5.0,
+    pooled: bool = True,
+    sqlite_immediate: bool = False,
+) -> AsyncEngine:
+    """An engine for ``url``; ``pooled=False`` opens a fresh connection per use, and
+    ``sqlite_immediate`` takes SQLite's write lock at ``BEGIN`` (both for migrations)."""
+    parsed = parse_url(url)
+    backend = parsed.get_backend_name()
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    if not pooled:
+        options = {"poolclass": NullPool}
+    elif not is_sqlite_memory(parsed):  # in-memory SQLite uses one static connection
+        options.update(pool_size=pool_size, max_overflow=max_overflow, pool_timeout=pool_timeout_s)
+    if backend == "postgresql":
+        server_settings = {"application_name": APPLICATION_NAME}
+        if statement_timeout_s is not None:
+            server_settings["statement_timeout"] = str(round(statement_timeout_s * 1000))
+        options["connect_args"] = {"timeout": connect_timeout_s, "server_settings": server_settings}
+    try:
+        engine = create_async_engine(parsed, **options)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise ValueError(f"unsupported database URL ({exc})") from exc
+    if backend == "sqlite":
+        _configure_sqlite(
+            engine, busy_timeout_s, "BEGIN IMMEDIATE" if sqlite_immediate else "BEGIN"
+        )
+    return engine
+
+
+def _configure_sqlite(engine: AsyncEngine, busy_timeout_s: float, begin: str) -> None:
+    busy_timeout_ms = max(0, round(busy_timeout_s * 1000))
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide where transactions begin (see _on_begin).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        # Deferred by default: a transaction takes the write lock at its first write.
+        # Repository methods that write do so first, so they wait on busy_timeout instead of
+        # failing when a read lock cannot be upgraded.
+        connection.exec_driver_sql(begin)

@@ -1,0 +1,117 @@
+"""Plain, frozen records the repository hands out: no ORM object ever leaves ``core.db``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from core.db.models import Event, Run, Thread
+
+
+class ThreadNotFound(LookupError):
+    """The thread does not exist, or belongs to another user (the two are not told apart).
+
+    Not a ``DatabaseError``: the database worked; the caller asked for something it may not
+    have. It is not reported to ``on_error``.
+    """
+
+
+class RunNotFound(LookupError):
+    """``finish_run`` was given a run id that was never admitted."""
+
+
+@dataclass(frozen=True)
+class ThreadRecord:
+    id: str
+    user_id: str
+    epoch: str
+    title: str
+    last_seq: int
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: Thread) -> ThreadRecord:
+        return cls(
+            id=row.id,
+            user_id=row.user_id,
+            epoch=row.epoch,
+            title=row.title,
+            last_seq=row.last_seq,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: str
+    thread_id: str
+    user_id: str
+    client_msg_id: str
+    status: str
+    is_canary: bool
+    started_at: datetime
+    completed_at: datetime | None
+    duration_ms: float | None
+    input_tokens: int
+    output_tokens: int
+    error_category: str | None
+    error_reason: str | None
+
+    @classmethod
+    def of(cls, row: Run) -> RunRecord:
+        return cls(
+            id=row.id,
+            thread_id=row.thread_id,
+            user_id=row.user_id,
+            client_msg_id=row.client_msg_id,
+            status=row.status,
+            is_canary=row.is_canary,
+            started_at=row.started_at,
+            completed_at=row.completed_at,
+            duration_ms=row.duration_ms,
+            input_tokens=row.input_tokens,
+            output_tokens=row.output_tokens,
+            error_category=row.error_category,
+            error_reason=row.error_reason,
+        )
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    thread_id: str
+    seq: int
+    epoch: str
+    run_id: str
+    event_id: str
+    type: str
+    payload: dict[str, Any]
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: Event) -> EventRecord:
+        return cls(
+            thread_id=row.thread_id,
+            seq=row.seq,
+            epoch=row.epoch,
+            run_id=row.run_id,
+            event_id=row.event_id,
+            type=row.type,
+            payload=row.payload,
+            created_at=row.created_at,
+        )
+
+
+@dataclass(frozen=True)
+class UsageSummary:
+    """One user's runs, canaries excluded. Durations cover finished runs (any status);
+    ``p95_duration_ms`` is the nearest-rank 95th percentile; both are ``None`` without any."""
+
+    runs_total: int
+    runs_by_status: dict[str, int]
+    input_tokens: int
+    output_tokens: int
+    mean_duration_ms: float | None
+    p95_duration_ms: float | None

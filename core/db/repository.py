@@ -1,0 +1,313 @@
+"""``Repository``: every query the application makes, one transaction per method.
+
+Isolation: methods that take a ``user_id`` only ever return that user's rows; another
+user's thread looks exactly like a missing one.
+
+SQLite note: a session's transaction is deferred (``core.db.engine``), so every method that
+writes issues its first write before any read. It then waits on the busy timeout for the
+write lock instead of failing when another writer committed after its first read.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from core.db.database import Database
+from core.db.models import Event, Message, Run, Thread, User, utc_now
+from core.db.records import (
+    EventRecord,
+    RunNotFound,
+    RunRecord,
+    ThreadNotFound,
+    ThreadRecord,
+    UsageSummary,
+)
+from core.db.usage import summarize_usage
+
+__all__ = [
+    "BuildPayload",
+    "EventRecord",
+    "Repository",
+    "RunNotFound",
+    "RunRecord",
+    "ThreadNotFound",
+    "ThreadRecord",
+    "UsageSummary",
+]
+
+BuildPayload = Callable[[int, str], dict[str, Any]]
+FINAL_STATUSES = ("completed", "failed", "timeout", "cancelled")
+_NO_SYNC = {"synchronize_session": False}
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def new_epoch() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+class Repository:
+    def __init__(self, db: Database, *, clock: Callable[[], datetime] = utc_now) -> None:
+        self._db = db
+        self._clock = clock
+
+    def _insert(self, model: type[Any]) -> postgresql.Insert | sqlite.Insert:
+        """``INSERT`` in the dialect that knows ``ON CONFLICT``."""
+        if self._db.dialect == "postgresql":
+            return postgresql.insert(model)
+        return sqlite.insert(model)
+
+    async def ensure_user(self, user_id: str) -> bool:
+        """Create the user on first sight; ``False`` if the user exists and is disabled."""
+        async with self._db.session("ensure_user", write=True) as session:
+            await session.execute(
+                self._insert(User)
+                .values(id=user_id, created_at=self._clock(), disabled=False)
+                .on_conflict_do_nothing(index_elements=[User.id])
+            )
+            disabled = await session.scalar(select(User.disabled).where(User.id == user_id))
+        return not disabled
+
+    async def set_user_disabled(self, user_id: str, disabled: bool) -> None:
+        """Disable (or re-enable) a user; creates the user if it was never seen."""
+        async with self._db.session("set_user_disabled", write=True) as session:
+            await session.execute(
+                self._insert(User)
+                .values(id=user_id, created_at=self._clock(), disabled=disabled)
+                .on_conflict_do_update(index_elements=[User.id], set_={"disabled": disabled})
+            )
+
+    async def create_thread(self, user_id: str, title: str) -> ThreadRecord:
+        """A new, empty thread with a new epoch. The user must exist (``ensure_user``)."""
+        now = self._clock()
+        record = ThreadRecord(new_id(), user_id, new_epoch(), title, 0, now, now)
+        async with self._db.session("create_thread", write=True) as session:
+            session.add(Thread(**asdict(record)))
+        return record
+
+    async def get_thread(self, user_id: str, thread_id: str) -> ThreadRecord | None:
+        """The thread, or ``None`` when it is missing or not this user's."""
+        async with self._db.session("get_thread") as session:
+            row = await session.scalar(
+                select(Thread).where(Thread.id == thread_id, Thread.user_id == user_id)
+            )
+        return None if row is None else ThreadRecord.of(row)
+
+    async def list_threads(self, user_id: str, *, limit: int = 200) -> list[ThreadRecord]:
+        """The user's threads, most recently active (``updated_at``) first."""
+        async with self._db.session("list_threads") as session:
+            rows = await session.scalars(
+                select(Thread)
+                .where(Thread.user_id == user_id)
+                .order_by(Thread.updated_at.desc(), Thread.created_at.desc(), Thread.id)
+                .limit(limit)
+            )
+            return [ThreadRecord.of(row) for row in rows]
+
+    async def find_run(self, user_id: str, client_msg_id: str) -> RunRecord | None:
+        """The run this user's ``client_msg_id`` already started, if any."""
+        async with self._db.session("find_run") as session:
+            row = await session.scalar(
+                select(Run).where(Run.user_id == user_id, Run.client_msg_id == client_msg_id)
+            )
+        return None if row is None else RunRecord.of(row)
+
+    async def admit_run(
+        self,
+        *,
+        run_id: str,
+        thread_id: str,
+        user_id: str,
+        client_msg_id: str,
+        text: str,
+        is_canary: bool,
+    ) -> tuple[RunRecord, bool]:
+        """Record a new run (``running``) and the user's message, atomically.
+
+        Idempotent on ``(user_id, client_msg_id)``: when that pair already started a run,
+        returns ``(that run, False)`` and writes nothing. The duplicate is resolved by the
+        UNIQUE constraint with ``INSERT ... ON CONFLICT DO NOTHING``, so it is not an error at
+        all: nothing is raised, rolled back or reported to ``on_error`` (an expected retry is
+        not a database failure). Raises ``ThreadNotFound`` if the thread is not the user's.
+        """
+        now = self._clock()
+        run: dict[str, Any] = {
+            "id": run_id,
+            "thread_id": thread_id,
+            "user_id": user_id,
+            "client_msg_id": client_msg_id,
+            "status": "running",
+            "is_canary": is_canary,
+            "started_at": now,
+            "input_tokens": 0,
+            "output_tokens": 0,
+        }
+        async with self._db.session("admit_run", write=True) as session:
+            owned = await session.scalar(
+                update(Thread)
+                .where(Thread.id == thread_id, Thread.user_id == user_id)
+                .values(updated_at=now)
+                .returning(Thread.id)
+                .execution_options(**_NO_SYNC)
+            )
+            if owned is None:
+                raise ThreadNotFound(thread_id)
+            inserted = await session.scalar(
+                self._insert(Run)
+                .values(**run)
+                .on_conflict_do_nothing(index_elements=[Run.user_id, Run.client_msg_id])
+                .returning(Run.id)
+            )
+            if inserted is None:
+                existing = await session.scalar(
+                    select(Run).where(Run.user_id == user_id, Run.client_msg_id == client_msg_id)
+                )
+                assert existing is not None  # the conflict was with a committed row
+                return RunRecord.of(existing), False
+            session.add(self._message(thread_id, user_id, run_id, role="user", text=text, now=now))
+        record = RunRecord(
+            **run, completed_at=None, duration_ms=None, error_category=None, error_reason=None
+        )
+        return record, True
+
+    async def finish_run(
+        self,
+        run_id: str,
+        *,
+        status: str,
+        duration_ms: float,
+        input_tokens: int,
+        output_tokens: int,
+        answer_text: str | None,
+        error_category: str | None,
+        error_reason: str | None,
+    ) -> None:
+        """Record how a run ended (and the assistant's answer, when there is one)."""
+        if status not in FINAL_STATUSES:
+            raise ValueError(f"not a final run status: {status!r}")
+        now = self._clock()
+        async with self._db.session("finish_run", write=True) as session:
+            row = (
+                await session.execute(
+                    update(Run)
+                    .where(Run.id == run_id)
+                    .values(
+                        status=status,
+                        completed_at=now,
+                        duration_ms=duration_ms,
+                        input_tokens=input_tokens,
+                        output_tokens=output_tokens,
+                        error_category=error_category,
+                        error_reason=error_reason,
+                    )
+                    .returning(Run.thread_id, Run.user_id)
+                    .execution_options(**_NO_SYNC)
+                )
+            ).one_or_none()
+            if row is None:
+                raise RunNotFound(run_id)
+            thread_id, user_id = row
+            if answer_text:
+                answer = self._message(
+                    thread_id, user_id, run_id, role="assistant", text=answer_text, now=now
+                )
+                session.add(answer)
+            await session.execute(
+                update(Thread)
+                .where(Thread.id == thread_id)
+                .values(updated_at=now)
+                .execution_options(**_NO_SYNC)
+            )
+
+    async def append_event(
+        self,
+        *,
+        thread_id: str,
+        run_id: str,
+        event_id: str,
+        type: str,  # the envelope's own field name
+        build: BuildPayload,
+        created_at: datetime,
+    ) -> tuple[int, str]:
+        """Store the thread's next event; returns its ``(seq, epoch)``.
+
+        The seq is taken in the database, in the same transaction as the insert:
+        ``UPDATE threads SET last_seq = last_seq + 1 ... RETURNING last_seq, epoch`` locks
+        the thread's row (PostgreSQL) or the database (SQLite) until commit, so concurrent
+        appends to one thread, from any number of processes, get 1, 2, 3 ... with no gap
+        and no repeat; a failed append rolls its increment back. ``build(seq, epoch)``
+        returns the envelope to store, so the stored payload carries its own seq and epoch.
+        """
+        async with self._db.session("append_event", write=True) as session:
+            row = (
+                await session.execute(
+                    update(Thread)
+                    .where(Thread.id == thread_id)
+                    .values(last_seq=Thread.last_seq + 1, updated_at=created_at)
+                    .returning(Thread.last_seq, Thread.epoch)
+                    .execution_options(**_NO_SYNC)
+                )
+            ).one_or_none()
+            if row is None:
+                raise ThreadNotFound(thread_id)
+            seq, epoch = row
+            session.add(
+                Event(
+                    thread_id=thread_id,
+                    seq=seq,
+                    epoch=epoch,
+                    run_id=run_id,
+                    event_id=event_id,
+                    type=type,
+                    payload=build(seq, epoch),
+                    created_at=created_at,
+                )
+            )
+        return seq, epoch
+
+    async def list_events(
+        self, user_id: str, thread_id: str, after_seq: int, limit: int
+    ) -> list[EventRecord] | None:
+        """Up to ``limit`` events with ``seq > after_seq``, in order; ``None`` when the
+        thread is missing or not this user's."""
+        async with self._db.session("list_events") as session:
+            owned = await session.scalar(
+                select(Thread.id).where(Thread.id == thread_id, Thread.user_id == user_id)
+            )
+            if owned is None:
+                return None
+            rows = await session.scalars(
+                select(Event)
+                .where(Event.thread_id == thread_id, Event.seq > after_seq)
+                .order_by(Event.seq)
+                .limit(limit)
+            )
+            return [EventRecord.of(row) for row in rows]
+
+    async def usage_summary(self, user_id: str) -> UsageSummary:
+        """This user's runs and tokens, canary runs excluded (see ``UsageSummary``)."""
+        async with self._db.session("usage_summary") as session:
+            return await summarize_usage(session, user_id)
+
+    @staticmethod
+    def _message(
+        thread_id: str, user_id: str, run_id: str, *, role: str, text: str, now: datetime
+    ) -> Message:
+        return Message(
+            id=new_id(),
+            thread_id=thread_id,
+            user_id=user_id,
+            run_id=run_id,
+            role=role,
+            text=text,
+            created_at=now,
+        )

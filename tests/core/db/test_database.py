@@ -1,0 +1,92 @@
+"""``Database``: transactions, ping, schema status, and what reaches ``on_error``."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select, text
+
+from core.db.database import Database
+from core.db.models import Thread
+from core.db.repository import Repository
+from tests.fixtures.databases import ErrorLog, OpenDatabase, PostgresServer, unique_name
+
+
+async def test_a_session_commits_when_its_block_ends(
+    migrated_db: Database, db_errors: ErrorLog
+) -> None:
+    repository = Repository(migrated_db)
+    user = unique_name("user")
+    await repository.ensure_user(user)
+
+    thread = await repository.create_thread(user, "hello")
+
+    assert await repository.get_thread(user, thread.id) == thread
+    assert db_errors.calls == []
+
+
+async def test_a_session_rolls_back_and_lets_a_non_database_error_through_unchanged(
+    migrated_db: Database, db_errors: ErrorLog
+) -> None:
+    user = unique_name("user")
+    await Repository(migrated_db).ensure_user(user)
+
+    with pytest.raises(ZeroDivisionError):
+        async with migrated_db.session("half_done") as session:
+            session.add(Thread(id="t-" + user, user_id=user, epoch="e", title="x"))
+            await session.flush()
+            _ = 1 / 0
+
+    async with migrated_db.session("count") as session:
+        count = await session.scalar(select(func.count()).where(Thread.user_id == user))
+    assert count == 0
+    assert db_errors.calls == []
+
+
+async def test_ping_succeeds_and_the_schema_is_up_to_date_on_a_migrated_database(
+    migrated_db: Database, database_url: str
+) -> None:
+    await migrated_db.ping()
+    status = await migrated_db.schema_status()
+
+    assert status.up_to_date
+    assert status.current == status.head
+    assert migrated_db.dialect == database_url.split("+", maxsplit=1)[0]
+
+
+async def test_using_a_database_before_connect_is_a_programming_error(database_url: str) -> None:
+    database = Database(database_url)
+
+    with pytest.raises(RuntimeError, match="connect"):
+        await database.ping()
+
+
+def test_an_unparseable_url_is_a_value_error_not_a_sqlalchemy_one() -> None:
+    with pytest.raises(ValueError, match="cannot parse"):
+        Database("not a url at all")
+
+
+async def test_close_then_connect_again_works(migrated_db: Database) -> None:
+    await migrated_db.close()
+    await migrated_db.close()
+    await migrated_db.connect()
+
+    await migrated_db.ping()
+
+
+@pytest.mark.postgres
+async def test_a_pooled_connection_the_server_closed_is_replaced_without_an_error(
+    postgres_session_url: str,
+    open_database: OpenDatabase,
+    postgres: PostgresServer,
+    db_errors: ErrorLog,
+) -> None:
+    database = await open_database(postgres_session_url, pool_size=1, max_overflow=0)
+    async with database.session("who_am_i") as session:
+        pid = await session.scalar(text("SELECT pg_backend_pid()"))
+
+    await postgres.execute(f"SELECT pg_terminate_backend({pid})")
+    async with database.session("who_am_i") as session:
+        new_pid = await session.scalar(text("SELECT pg_backend_pid()"))
+
+    assert new_pid != pid
+    assert db_errors.calls == []

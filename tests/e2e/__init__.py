@@ -1,0 +1,1 @@
+"""The chat page in headless Chromium against an in-process backend."""

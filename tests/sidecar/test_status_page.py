@@ -1,0 +1,85 @@
+"""The status page in headless Chromium (Debian's /usr/bin/chromium, driven by Playwright)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from tests.sidecar.conftest import RunningSidecar, until
+from tests.sidecar.test_sidecar import slo_doc
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium package"),
+]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+        )
+        yield browser
+        await browser.close()
+
+
+async def open_page(browser: Browser, url: str) -> Page:
+    page = await browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await page.goto(f"{url}/?refresh=300")
+    await expect(page.locator("body[data-loaded]")).to_be_attached()
+    assert errors == []
+    return page
+
+
+async def test_the_page_shows_slos_criteria_canary_timings_and_memory(
+    browser: Browser, watching_sidecar: RunningSidecar
+) -> None:
+    await until(
+        lambda: (
+            (d := slo_doc(watching_sidecar.url))["canary"]["recent"] and d["memory"]["rss_bytes"]
+        ),
+        what="a canary run and a memory sample",
+    )
+    page = await open_page(browser, watching_sidecar.url)
+    await expect(page.locator("#slos tbody tr")).to_have_count(5)
+    await expect(page.locator('#slos tr[data-slo="event-delivery"]')).to_contain_text("99.9 %")
+    await expect(page.locator("#criteria tbody tr")).to_have_count(8)
+    await expect(page.locator("#criteria")).to_contain_text("Zero cross-user contamination")
+    run = page.locator('#canary tr[data-outcome="success"]').first
+    for phase in ("handshake", "agent_started", "agent_thinking", "tool_pair", "agent_completed"):
+        await expect(run.locator(f'[data-phase="{phase}"]')).to_contain_text(" ms")
+    await expect(page.locator('#probes [data-probe="readyz"]')).to_contain_text("up")
+    await expect(page.locator("#memory")).to_contain_text("RSS")
+    await expect(page.locator("#memory [data-state]")).not_to_have_attribute(
+        "data-state", "unknown"
+    )
+
+
+async def test_the_page_refreshes_itself_and_says_when_the_backend_is_down(
+    browser: Browser, orphan_sidecar: RunningSidecar
+) -> None:
+    page = await browser.new_page()
+    await page.goto(f"{orphan_sidecar.url}/?refresh=200")
+    await expect(page.locator('body[data-loaded="3"]')).to_be_attached(timeout=5000)
+    await expect(page.locator('#probes [data-probe="healthz"]')).to_contain_text("down")
+    await expect(page.locator("#scrape")).to_contain_text("scrape failed")
+    await expect(page.locator('#canary tr[data-outcome="unreachable"]').first).to_contain_text(
+        "connect"
+    )
