@@ -42,7 +42,7 @@ def settings_or_exit(**overrides: object) -> Settings:
 def parse_ttl(text: str) -> int:
     match = _TTL.match(text.strip().lower())
     if not match or int(match.group(1)) <= 0:
-        raise typer.BadParameter("use a number with an optional unit s, m, h or d (e.g. 1h)")
+        raise ValueError(f"{text!r} is not a lifetime; use a number with s, m, h or d (e.g. 1h)")
     return int(match.group(1)) * _TTL_UNIT_S[match.group(2)]
 
 
@@ -57,7 +57,11 @@ def token(
     settings = settings_or_exit()
     if settings.jwt_public_key:
         fail("VIGIL_JWT_PUBLIC_KEY is set: tokens are issued by your identity provider")
-    typer.echo(issue_token(settings, user, ttl_s=parse_ttl(ttl)))
+    try:
+        ttl_s = parse_ttl(ttl)
+    except ValueError as exc:
+        fail(f"--ttl: {exc}")
+    typer.echo(issue_token(settings, user, ttl_s=ttl_s))
 
 
 @db_app.command("upgrade")

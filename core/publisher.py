@@ -42,6 +42,19 @@ class EventPublisher:
     async def emit(
         self, ctx: UserExecutionContext, event_type: EventType, data: dict[str, Any]
     ) -> AgentEvent:
+        """Persist and send one event. A cancelled run cannot interrupt this halfway (a
+        stored event the client never got, or a broken connection): the emission completes,
+        then the cancellation goes on."""
+        emission = asyncio.ensure_future(self._emit(ctx, event_type, data))
+        try:
+            return await asyncio.shield(emission)
+        except asyncio.CancelledError:
+            await emission
+            raise
+
+    async def _emit(
+        self, ctx: UserExecutionContext, event_type: EventType, data: dict[str, Any]
+    ) -> AgentEvent:
         event_id = uuid.uuid4().hex
         ts = utc_now()
 

@@ -41,15 +41,14 @@ def build_engine(
     pool_size: int = 10,
     max_overflow: int = 10,
     pool_timeout_s: float = 5.0,
-    pooled: bool = True,
-    sqlite_immediate: bool = False,
+    migrating: bool = False,
 ) -> AsyncEngine:
-    """An engine for ``url``; ``pooled=False`` opens a fresh connection per use, and
-    ``sqlite_immediate`` takes SQLite's write lock at ``BEGIN`` (both for migrations)."""
+    """An engine for ``url``. ``migrating``: a fresh connection per use, and on SQLite the
+    write lock taken at ``BEGIN`` and WAL set even on a brand-new file."""
     parsed = parse_url(url)
     backend = parsed.get_backend_name()
     options: dict[str, Any] = {"pool_pre_ping": True}
-    if not pooled:
+    if migrating:
         options = {"poolclass": NullPool}
     elif not is_sqlite_memory(parsed):  # in-memory SQLite uses one static connection
         options.update(pool_size=pool_size, max_overflow=max_overflow, pool_timeout=pool_timeout_s)
@@ -63,14 +62,13 @@ def build_engine(
     except (ArgumentError, NoSuchModuleError) as exc:
         raise ValueError(f"unsupported database URL ({exc})") from exc
     if backend == "sqlite":
-        _configure_sqlite(
-            engine, busy_timeout_s, "BEGIN IMMEDIATE" if sqlite_immediate else "BEGIN"
-        )
+        _configure_sqlite(engine, busy_timeout_s, migrating=migrating)
     return engine
 
 
-def _configure_sqlite(engine: AsyncEngine, busy_timeout_s: float, begin: str) -> None:
+def _configure_sqlite(engine: AsyncEngine, busy_timeout_s: float, *, migrating: bool) -> None:
     busy_timeout_ms = max(0, round(busy_timeout_s * 1000))
+    begin = "BEGIN IMMEDIATE" if migrating else "BEGIN"
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -80,7 +78,12 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_s: float, begin: str) ->
         try:
             cursor.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
             cursor.execute("PRAGMA foreign_keys = ON")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA page_count")
+            (pages,) = cursor.fetchone()
+            # WAL persists in the file. Setting it writes a header, so a mere ping of a path
+            # that is not a database yet leaves it empty; the migration sets it from the start.
+            if pages or migrating:
+                cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
         finally:
             cursor.close()

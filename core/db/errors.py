@@ -31,6 +31,8 @@ import socket
 import sqlite3
 from collections.abc import Iterator
 
+import asyncpg
+import asyncpg.exceptions
 from sqlalchemy import exc as sa_exc
 
 
@@ -140,11 +142,15 @@ _CLASSES: tuple[type[DatabaseError], ...] = (
 BY_CATEGORY: dict[str, type[DatabaseError]] = {cls.category: cls for cls in _CLASSES}
 CATEGORIES: tuple[str, ...] = tuple(BY_CATEGORY)
 
-# What a failure can be, for ``except``: SQLAlchemy wraps the drivers' errors; connecting can
-# also raise the socket's OSError or asyncpg's TimeoutError unwrapped.
+# What a failure can be, for ``except``. SQLAlchemy wraps the drivers' errors while a
+# connection is in use, but connecting lets some through unwrapped: the socket's OSError,
+# asyncpg's TimeoutError and (SQLAlchemy 2.0.x) asyncpg's own exceptions, e.g. 28000, 3D000.
 DRIVER_ERRORS: tuple[type[BaseException], ...] = (
     sa_exc.SQLAlchemyError,
     sqlite3.Error,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
     OSError,  # includes TimeoutError
 )
 

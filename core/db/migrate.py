@@ -59,7 +59,7 @@ async def upgrade_async(database_url: str) -> None:
     _create_sqlite_parent(database_url)
     config = alembic_config(database_url)
     await asyncio.to_thread(_ALEMBIC_IN_USE.acquire)
-    engine = build_engine(database_url, pooled=False, sqlite_immediate=True)
+    engine = build_engine(database_url, migrating=True)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_upgrade_head, config)

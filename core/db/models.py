@@ -9,6 +9,7 @@ SQLite, which has no time zones) and always hands back an aware ``datetime``.
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-RUN_STATUSES = ("running", "completed", "failed", "timeout", "cancelled")
+RUN_STATUSES = ("running", "completed", "failed", "timeout", "cancelled")  # running first
 MESSAGE_ROLES = ("user", "assistant")
 
 # Deterministic constraint names, so later migrations can refer to them on both backends.
@@ -47,6 +48,15 @@ NAMING_CONVENTION = {
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def new_epoch() -> str:
+    """A thread's epoch: it changes only when the thread's event log was lost."""
+    return uuid.uuid4().hex[:12]
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -3,14 +3,12 @@
 Isolation: methods that take a ``user_id`` only ever return that user's rows; another
 user's thread looks exactly like a missing one.
 
-SQLite note: a session's transaction is deferred (``core.db.engine``), so every method that
-writes issues its first write before any read. It then waits on the busy timeout for the
-write lock instead of failing when another writer committed after its first read.
+Methods that write open ``session(..., write=True)`` and write before they read: SQLite's
+deferred transaction then waits for the write lock instead of failing to upgrade a read.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
@@ -20,7 +18,17 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.db.database import Database
-from core.db.models import Event, Message, Run, Thread, User, utc_now
+from core.db.models import (
+    RUN_STATUSES,
+    Event,
+    Message,
+    Run,
+    Thread,
+    User,
+    new_epoch,
+    new_id,
+    utc_now,
+)
 from core.db.records import (
     EventRecord,
     RunNotFound,
@@ -31,28 +39,9 @@ from core.db.records import (
 )
 from core.db.usage import summarize_usage
 
-__all__ = [
-    "BuildPayload",
-    "EventRecord",
-    "Repository",
-    "RunNotFound",
-    "RunRecord",
-    "ThreadNotFound",
-    "ThreadRecord",
-    "UsageSummary",
-]
-
 BuildPayload = Callable[[int, str], dict[str, Any]]
-FINAL_STATUSES = ("completed", "failed", "timeout", "cancelled")
+FINAL_STATUSES = RUN_STATUSES[1:]
 _NO_SYNC = {"synchronize_session": False}
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex
-
-
-def new_epoch() -> str:
-    return uuid.uuid4().hex[:12]
 
 
 class Repository:
@@ -133,11 +122,10 @@ class Repository:
     ) -> tuple[RunRecord, bool]:
         """Record a new run (``running``) and the user's message, atomically.
 
-        Idempotent on ``(user_id, client_msg_id)``: when that pair already started a run,
-        returns ``(that run, False)`` and writes nothing. The duplicate is resolved by the
-        UNIQUE constraint with ``INSERT ... ON CONFLICT DO NOTHING``, so it is not an error at
-        all: nothing is raised, rolled back or reported to ``on_error`` (an expected retry is
-        not a database failure). Raises ``ThreadNotFound`` if the thread is not the user's.
+        Idempotent on ``(user_id, client_msg_id)``: a pair that already started a run returns
+        ``(that run, False)``. The UNIQUE constraint resolves it (``ON CONFLICT DO NOTHING``),
+        so an expected retry is no error: nothing raised, nor reported to ``on_error``.
+        Raises ``ThreadNotFound`` if the thread is not the user's.
         """
         now = self._clock()
         run: dict[str, Any] = {

@@ -54,7 +54,7 @@ def _migrate(connection: Connection) -> None:
 
 
 async def run_online() -> None:
-    engine = build_engine(database_url, pooled=False, sqlite_immediate=True)
+    engine = build_engine(database_url, migrating=True)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_migrate)

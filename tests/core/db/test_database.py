@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy import func, select, text
 
+from core.db import migrate
 from core.db.database import Database
 from core.db.models import Thread
 from core.db.repository import Repository
@@ -73,18 +76,43 @@ async def test_close_then_connect_again_works(migrated_db: Database) -> None:
     await migrated_db.ping()
 
 
+async def test_a_migrated_sqlite_database_runs_in_wal_mode_with_foreign_keys(
+    tmp_path: Path, open_database: OpenDatabase
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'vigil.db'}"
+    await migrate.upgrade_async(url)
+    database = await open_database(url)
+
+    async with database.session("pragmas") as session:
+        journal = await session.scalar(text("PRAGMA journal_mode"))
+        foreign_keys = await session.scalar(text("PRAGMA foreign_keys"))
+
+    assert (journal, foreign_keys) == ("wal", 1)
+
+
+async def test_pinging_a_sqlite_path_that_is_no_database_yet_leaves_it_empty(
+    tmp_path: Path, open_database: OpenDatabase
+) -> None:
+    path = tmp_path / "later.db"
+    database = await open_database(f"sqlite+aiosqlite:///{path}")
+
+    await database.ping()
+
+    assert not path.exists() or path.stat().st_size == 0
+
+
 @pytest.mark.postgres
 async def test_a_pooled_connection_the_server_closed_is_replaced_without_an_error(
     postgres_session_url: str,
     open_database: OpenDatabase,
-    postgres: PostgresServer,
+    postgres_server: PostgresServer,
     db_errors: ErrorLog,
 ) -> None:
     database = await open_database(postgres_session_url, pool_size=1, max_overflow=0)
     async with database.session("who_am_i") as session:
         pid = await session.scalar(text("SELECT pg_backend_pid()"))
 
-    await postgres.execute(f"SELECT pg_terminate_backend({pid})")
+    await postgres_server.execute(f"SELECT pg_terminate_backend({pid})")
     async with database.session("who_am_i") as session:
         new_pid = await session.scalar(text("SELECT pg_backend_pid()"))
 

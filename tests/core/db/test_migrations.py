@@ -28,7 +28,7 @@ async def _inspect(url: str) -> tuple[set[str], list[object]]:
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
         return tables, diff
 
-    engine = build_engine(url, pooled=False)
+    engine = build_engine(url, migrating=True)
     try:
         async with engine.connect() as connection:
             return await connection.run_sync(read)
