@@ -64,6 +64,7 @@ def build_services(
         settings.database_url,
         connect_timeout_s=settings.db_connect_timeout_s,
         on_error=lambda category, operation: metrics.db_errors.labels(category, operation).inc(),
+        **_pool_options(settings),
     )
     repository = Repository(database)
     hub = Hub()
@@ -110,6 +111,14 @@ def build_services(
         runner=runner,
         lifecycle=lifecycle,
     )
+
+
+def _pool_options(settings: Settings) -> dict[str, Any]:
+    """SQLite takes one writer at a time: one pooled connection serialises writes in the
+    process instead of failing them with "database is locked" under concurrent runs."""
+    if settings.database_url.startswith("sqlite"):
+        return {"pool_size": 1, "max_overflow": 0, "pool_timeout_s": 30.0}
+    return {"pool_size": settings.db_pool_size, "max_overflow": settings.db_pool_overflow}
 
 
 def create_app(

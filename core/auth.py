@@ -40,13 +40,14 @@ class Identity:
     canary: bool
 
 
-@dataclass(frozen=True)
 class AuthRefusal(Exception):
     """A refused handshake or request: HTTP status, error word and reason code."""
 
-    status: int
-    error: str
-    reason: str
+    def __init__(self, status: int, error: str, reason: str) -> None:
+        super().__init__(f"{status} {error}: {reason}")
+        self.status = status
+        self.error = error
+        self.reason = reason
 
     def body(self) -> dict[str, str]:
         return {"error": self.error, "reason": self.reason}
@@ -60,8 +61,12 @@ def forbidden(reason: str) -> AuthRefusal:
     return AuthRefusal(403, "forbidden", reason)
 
 
-BAD_PROTOCOL = AuthRefusal(400, "bad_request", "unsupported_protocol")
-NOT_READY = AuthRefusal(503, "unavailable", "not_ready")
+def bad_protocol() -> AuthRefusal:
+    return AuthRefusal(400, "bad_request", "unsupported_protocol")
+
+
+def not_ready() -> AuthRefusal:
+    return AuthRefusal(503, "unavailable", "not_ready")
 
 
 def token_from_handshake(
@@ -72,7 +77,7 @@ def token_from_handshake(
         # Tokens in URLs end up in access logs; refuse rather than accept them quietly.
         raise unauthenticated("missing_token")
     if SUBPROTOCOL not in subprotocols:
-        raise BAD_PROTOCOL
+        raise bad_protocol()
     for offered in subprotocols:
         if offered.startswith(BEARER_SUBPROTOCOL_PREFIX):
             return offered[len(BEARER_SUBPROTOCOL_PREFIX) :]

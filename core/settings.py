@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     database_url: str = "sqlite+aiosqlite:///./vigil.db"
     db_connect_timeout_s: float = Field(default=5.0, gt=0)
+    db_pool_size: int = Field(default=10, ge=1)
+    db_pool_overflow: int = Field(default=10, ge=0)
     redis_url: str | None = None
 
     jwt_secret: str | None = None

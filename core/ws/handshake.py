@@ -8,7 +8,7 @@ from __future__ import annotations
 from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket
 
-from core.auth import NOT_READY, AuthRefusal, Identity, forbidden, token_from_handshake
+from core.auth import AuthRefusal, Identity, forbidden, not_ready, token_from_handshake
 from core.db.errors import DatabaseError
 from core.services import Services
 from core.telemetry.logging import get_logger
@@ -18,7 +18,7 @@ log = get_logger(__name__)
 
 async def authorize(services: Services, websocket: WebSocket) -> Identity:
     if not services.lifecycle.accepting:
-        raise NOT_READY
+        raise not_ready()
     token = token_from_handshake(
         websocket.scope.get("subprotocols", []), websocket.headers, websocket.query_params
     )
@@ -26,7 +26,7 @@ async def authorize(services: Services, websocket: WebSocket) -> Identity:
     try:
         enabled = await services.repository.ensure_user(identity.user_id)
     except DatabaseError as exc:
-        raise NOT_READY from exc
+        raise not_ready() from exc
     if not enabled:
         raise forbidden("user_disabled")
     if services.hub.count(identity.user_id) >= services.settings.max_connections_per_user:
