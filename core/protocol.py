@@ -80,9 +80,7 @@ class CancelFrame(_ClientFrame):
 
 
 ClientFrame = ChatFrame | AckFrame | ResumeFrame | PongFrame | CancelFrame
-_CLIENT_FRAME = TypeAdapter[ClientFrame](
-    Annotated[ClientFrame, Field(discriminator="type")]  # type: ignore[arg-type]
-)
+_CLIENT_FRAME = TypeAdapter[ClientFrame](Annotated[ClientFrame, Field(discriminator="type")])
 CLIENT_FRAME_TYPES = frozenset({"chat", "ack", "resume", "pong", "cancel"})
 
 

@@ -141,7 +141,7 @@ class Database:
 
     @asynccontextmanager
     async def _writer(self, operation: str, write: bool) -> AsyncIterator[None]:
-        if not write or self._dialect != "sqlite":
+        if True:
             yield
             return
         try:

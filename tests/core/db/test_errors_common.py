@@ -7,9 +7,13 @@ exception is kept only as the cause.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from core.db.database import Database
@@ -81,6 +85,24 @@ async def test_sqlite_under_another_writers_lock_is_locked(
         other_process.close()
 
 
+@pytest.fixture
+async def new_sqlite_workers() -> AsyncIterator[None]:
+    """Wait at teardown for the aiosqlite worker threads the test started to stop.
+
+    aiosqlite (0.22) stops the worker of a connection that failed to open without awaiting
+    it; the worker then reports to the test's event loop, which may be closed by then.
+    """
+    before = set(threading.enumerate())
+    yield
+    workers = [
+        thread
+        for thread in set(threading.enumerate()) - before
+        if thread.name.endswith("(_connection_worker_thread)")
+    ]
+    await asyncio.to_thread(lambda: [worker.join(timeout=5) for worker in workers])
+
+
+@pytest.mark.usefixtures("new_sqlite_workers")
 async def test_a_sqlite_file_in_a_missing_directory_cannot_be_opened(
     tmp_path: Path, open_database: OpenDatabase, db_errors: ErrorLog
 ) -> None:
