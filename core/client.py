@@ -139,8 +139,8 @@ class VigilClient:
             return getter.result()
         getter.cancel()
         if self._reader in done:
-            protocol = self.websocket.protocol
-            raise ConnectionClosed(protocol.close_rcvd, protocol.close_sent)
+            await self.websocket.recv()  # raises the ConnectionClosed that ended the reader
+            raise ConnectionError("the connection ended")
         raise TimeoutError(f"nothing received within {timeout} s")
 
     async def chat(

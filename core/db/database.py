@@ -141,7 +141,7 @@ class Database:
 
     @asynccontextmanager
     async def _writer(self, operation: str, write: bool) -> AsyncIterator[None]:
-        if True:
+        if not write or self._dialect != "sqlite":
             yield
             return
         try:

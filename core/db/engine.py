@@ -47,7 +47,9 @@ def build_engine(
     write lock taken at ``BEGIN`` and WAL set even on a brand-new file."""
     parsed = parse_url(url)
     backend = parsed.get_backend_name()
-    options: dict[str, Any] = {"pool_pre_ping": True}
+    # Pre-ping finds connections a server dropped; a SQLite file cannot drop them, and the
+    # ping would cost every transaction a round trip to aiosqlite's thread.
+    options: dict[str, Any] = {"pool_pre_ping": backend == "postgresql"}
     if migrating:
         options = {"poolclass": NullPool}
     elif not is_sqlite_memory(parsed):  # in-memory SQLite uses one static connection

@@ -77,7 +77,7 @@ async def test_the_page_refreshes_itself_and_says_when_the_backend_is_down(
 ) -> None:
     page = await browser.new_page()
     await page.goto(f"{orphan_sidecar.url}/?refresh=200")
-    await expect(page.locator('body[data-loaded="3"]')).to_be_attached(timeout=5000)
+    await expect(page.locator('body[data-loaded="3"]')).to_be_attached(timeout=15000)
     await expect(page.locator('#probes [data-probe="healthz"]')).to_contain_text("down")
     await expect(page.locator("#scrape")).to_contain_text("scrape failed")
     await expect(page.locator('#canary tr[data-outcome="unreachable"]').first).to_contain_text(

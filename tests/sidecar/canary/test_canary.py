@@ -3,8 +3,6 @@ fail is blamed on the phase where it failed."""
 
 from __future__ import annotations
 
-import pytest
-
 from core.auth import issue_token
 from core.settings import load_settings
 from sidecar.canary.checker import PHASES, RUN
@@ -85,12 +83,6 @@ async def test_events_out_of_order_are_blamed_where_they_broke_the_order() -> No
     assert (result.outcome, result.phase) == ("out_of_order", "agent_started")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AttributeError,
-    reason="core/client.py _next reads websocket.close_rcvd, which websockets' asyncio "
-    "ClientConnection does not have (it is websocket.protocol.close_rcvd)",
-)
 async def test_a_socket_closed_mid_run_is_blamed_as_a_disconnect() -> None:
     async with scripted_backend(a_run()[:2], close=1011) as url:
         result = await run_canary(url, TOKEN)
