@@ -26,7 +26,7 @@ from core.agent.model import ModelProvider
 from core.agent.providers import build_provider
 from core.agent.runner import AgentRunner
 from core.agent.tools.registry import default_registry
-from core.api.rest import router
+from core.api.rest import CLOSE_SERVICE_RESTART, router
 from core.auth import Authenticator, AuthRefusal
 from core.db.database import Database
 from core.db.errors import DatabaseError
@@ -193,7 +193,7 @@ async def _drain(services: Services) -> None:
     """Readiness turns false, open sockets are told to reconnect elsewhere, runs finish."""
     services.lifecycle.draining = True
     for connection in services.hub.all():
-        connection.request_close(1012)
+        connection.request_close(CLOSE_SERVICE_RESTART)
     await services.executor.wait_all(SHUTDOWN_GRACE_S)
 
 

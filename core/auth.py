@@ -17,6 +17,8 @@ import jwt
 from core.settings import Settings
 
 SUBPROTOCOL = "vigil.v1"
+# The JWT "roles" claim grants this one to operators' tools (the sidecar's drain request).
+OPERATOR_ROLE = "operator"
 BEARER_SUBPROTOCOL_PREFIX = "bearer."
 
 # The order matters: subclasses before the classes they extend.
@@ -38,6 +40,7 @@ class Identity:
     user_id: str
     expires_at: float
     canary: bool
+    roles: frozenset[str] = frozenset()
 
 
 class AuthRefusal(Exception):
@@ -122,8 +125,14 @@ class Authenticator:
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject.strip():
             raise unauthenticated("missing_claim")
+        roles = claims.get("roles")
         return Identity(
-            user_id=subject, expires_at=float(claims["exp"]), canary=claims.get("canary") is True
+            user_id=subject,
+            expires_at=float(claims["exp"]),
+            canary=claims.get("canary") is True,
+            roles=frozenset(r for r in roles if isinstance(r, str))
+            if isinstance(roles, list)
+            else frozenset(),
         )
 
 

@@ -8,12 +8,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
 
-from core.auth import Identity, issue_token, token_from_headers
+from core.auth import OPERATOR_ROLE, Identity, forbidden, issue_token, token_from_headers
 from core.db.errors import DatabaseError
 from core.services import Services
+from core.telemetry.logging import get_logger
 
 router = APIRouter()
+log = get_logger(__name__)
+# Clients reconnect at once, elsewhere, and resume (docs/protocol.md, close codes).
+CLOSE_SERVICE_RESTART = 1012
 READINESS_DB_TIMEOUT_S = 2.0
 
 
@@ -113,6 +118,25 @@ async def _database_check(services: Services) -> dict[str, Any]:
 async def metrics(request: Request, services: ServicesDep) -> Response:
     body, content_type = services.metrics.exposition(request.headers.get("accept", ""))
     return Response(body, media_type=content_type)
+
+
+class DrainRequest(BaseModel):
+    reason: str = Field(default="unspecified", max_length=200)
+
+
+@router.post(
+    "/admin/drain",
+    status_code=202,
+    summary="Turn unready and move connections elsewhere (operators only)",
+)
+async def drain(request: DrainRequest, identity: Caller, services: ServicesDep) -> dict[str, Any]:
+    if OPERATOR_ROLE not in identity.roles:
+        raise forbidden("operator_role_required")
+    log.warning("drain_requested", by=identity.user_id, reason=request.reason)
+    services.lifecycle.draining = True
+    for connection in services.hub.all():
+        connection.request_close(CLOSE_SERVICE_RESTART)
+    return {"draining": True, "reason": request.reason}
 
 
 @router.get("/api/dev/token", summary="A short-lived token for the chat page (dev mode only)")

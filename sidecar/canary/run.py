@@ -118,7 +118,10 @@ def minted_tokens(
     def token() -> str:
         if cache["token"] is None or clock() > cache["expires"] - TOKEN_TTL_S / 4:
             cache["token"] = issue_token(
-                settings, user_id, ttl_s=TOKEN_TTL_S, extra_claims={"canary": True}
+                settings,
+                user_id,
+                ttl_s=TOKEN_TTL_S,
+                extra_claims={"canary": True, "roles": ["operator"]},
             )
             cache["expires"] = clock() + TOKEN_TTL_S
         return str(cache["token"])

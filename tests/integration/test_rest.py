@@ -66,3 +66,23 @@ async def test_metrics_are_served_as_prometheus_text_and_as_openmetrics(live_ser
     assert "vigil_ws_active_connections" in text.text
     assert openmetrics.headers["content-type"].startswith("application/openmetrics-text")
     assert openmetrics.text.rstrip().endswith("# EOF")
+
+
+async def test_an_operator_can_drain_the_backend_and_a_user_cannot(live_server):
+    async with VigilClient.connect(live_server.ws_url, live_server.token("alice")) as client:
+        async with httpx.AsyncClient(base_url=live_server.base_url) as http:
+            refused = await http.post(
+                "/admin/drain", json={"reason": "test"}, headers=bearer(live_server, "alice")
+            )
+            assert (refused.status_code, refused.json()["reason"]) == (
+                403,
+                "operator_role_required",
+            )
+            operator = {
+                "Authorization": f"Bearer {live_server.token('sidecar', roles=['operator'])}"
+            }
+            accepted = await http.post("/admin/drain", json={"reason": "memory"}, headers=operator)
+            assert accepted.status_code == 202
+            assert (await http.get("/readyz")).status_code == 503
+        await client.websocket.wait_closed()
+    assert client.websocket.close_code == 1012
