@@ -117,7 +117,12 @@ def _pool_options(settings: Settings) -> dict[str, Any]:
     """SQLite takes one writer at a time: one pooled connection serialises writes in the
     process instead of failing them with "database is locked" under concurrent runs."""
     if settings.database_url.startswith("sqlite"):
-        return {"pool_size": 1, "max_overflow": 0, "pool_timeout_s": 30.0}
+        return {
+            "pool_size": 1,
+            "max_overflow": 0,
+            "pool_timeout_s": 30.0,
+            "sqlite_busy_timeout_s": 30.0,
+        }
     return {"pool_size": settings.db_pool_size, "max_overflow": settings.db_pool_overflow}
 
 

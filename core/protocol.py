@@ -108,8 +108,12 @@ def parse_client_frame(raw: str, *, max_text_chars: int) -> ClientFrame:
     if frame_type not in CLIENT_FRAME_TYPES:
         raise FrameError("unknown_type", f"unknown frame type {frame_type[:40]!r}", ref)
     text = document.get("text")
-    if frame_type == "chat" and isinstance(text, str) and len(text) > max_text_chars:
-        raise FrameError("too_large", f"text is longer than {max_text_chars} characters", ref)
+    if frame_type == "chat" and isinstance(text, str):
+        if len(text) > max_text_chars:
+            raise FrameError("too_large", f"text is longer than {max_text_chars} characters", ref)
+        if "\x00" in text:
+            # PostgreSQL cannot store NUL in text; refuse it the same way on every database.
+            raise FrameError("invalid_field", "field 'text': must not contain NUL characters", ref)
     try:
         return _CLIENT_FRAME.validate_python(document)
     except ValidationError as exc:

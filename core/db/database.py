@@ -131,10 +131,11 @@ class Database:
         busy timeout raises ``DatabaseLocked``. PostgreSQL ignores it.
         """
         sessions = self._require_sessions()
+        # The writer's turn ends at commit, before the connection goes back to the pool.
         async with (
             self._guard(operation),
-            self._writer(operation, write),
             sessions() as session,
+            self._writer(operation, write),
             session.begin(),
         ):
             yield session
@@ -147,10 +148,10 @@ class Database:
         try:
             async with asyncio.timeout(self._busy_timeout_s):
                 await self._write_lock.acquire()
-        except TimeoutError:
+        except TimeoutError as exc:
             error = DatabaseLocked(operation, detail="waited for this process's other writers")
             self._report(error)
-            raise error from None
+            raise error from exc
         try:
             yield
         finally:

@@ -65,6 +65,11 @@ def test_the_error_names_the_field_and_keeps_the_chat_id_as_ref():
     assert "'text'" in error.message
 
 
+def test_chat_text_with_a_nul_character_is_refused():
+    error = error_of({"type": "chat", "id": "m", "thread_id": None, "text": "a\x00b"})
+    assert (error.code, error.ref) == ("invalid_field", "m")
+
+
 def test_oversized_chat_text_is_too_large():
     error = error_of({"type": "chat", "id": "m", "thread_id": None, "text": "x" * 101})
     assert (error.code, error.ref) == ("too_large", "m")

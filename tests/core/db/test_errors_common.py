@@ -11,6 +11,7 @@ import asyncio
 import sqlite3
 import threading
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,26 @@ async def test_a_duplicate_event_id_is_an_integrity_violation_and_leaves_no_gap(
     assert seq == 2
 
 
+async def test_a_naive_timestamp_is_refused_as_a_data_error_and_leaves_no_gap(
+    migrated_db: Database, db_errors: ErrorLog
+) -> None:
+    repository = Repository(migrated_db)
+    _, thread_id = await new_thread(repository)
+
+    naive = repository.append_event(
+        thread_id=thread_id,
+        run_id="run",
+        event_id=unique_name("event"),
+        type="agent_thinking",
+        build=lambda seq, epoch: {"seq": seq},
+        created_at=datetime.now(),  # naive: the point of the test
+    )
+
+    await expect("data_error", "append_event", naive, db_errors)
+    seq, _ = await append(repository, thread_id, unique_name("event"))
+    assert seq == 1
+
+
 async def test_holding_the_only_pooled_connection_exhausts_the_pool(
     database_url: str, open_database: OpenDatabase, db_errors: ErrorLog
 ) -> None:
@@ -70,7 +91,7 @@ async def test_holding_the_only_pooled_connection_exhausts_the_pool(
 # --- SQLite --------------------------------------------------------------------------------
 
 
-async def test_sqlite_under_another_writers_lock_is_locked(
+async def test_sqlite_held_by_another_processes_writer_is_locked(
     tmp_path: Path, sqlite_template_file: Path, open_database: OpenDatabase, db_errors: ErrorLog
 ) -> None:
     path = tmp_path / "vigil.db"
@@ -83,6 +104,18 @@ async def test_sqlite_under_another_writers_lock_is_locked(
         await expect("locked", "ensure_user", Repository(database).ensure_user("u"), db_errors)
     finally:
         other_process.close()
+
+
+async def test_a_sqlite_writer_queued_behind_this_processes_long_writer_is_locked(
+    tmp_path: Path, open_database: OpenDatabase, db_errors: ErrorLog
+) -> None:
+    database = await open_database(
+        f"sqlite+aiosqlite:///{tmp_path / 'vigil.db'}", sqlite_busy_timeout_s=0.05
+    )
+    repository = Repository(database)
+
+    async with database.session("long_import", write=True):
+        await expect("locked", "ensure_user", repository.ensure_user("u"), db_errors)
 
 
 @pytest.fixture
