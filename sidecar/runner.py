@@ -206,8 +206,7 @@ class Sidecar:
                 log.warning("loop_over_budget", loop=name, budget_s=budget)
             except SidecarError as exc:
                 log.warning("loop_failed", loop=name, error=str(exc))
-            except Exception:
-                # The loop's boundary: one bad iteration must not end the loop (logged, counted).
+            except Exception:  # noqa: BLE001 - one bad iteration must not end the loop (logged, counted)
                 self.metrics.loop_errors.labels(name).inc()
                 log.exception("loop_crashed", loop=name)
             next_run = max(next_run + interval, time.monotonic())

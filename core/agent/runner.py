@@ -152,7 +152,7 @@ class AgentRunner:
                 await self._emit_error(ctx, "shutdown", clock.current, "the server is restarting")
             else:
                 outcome.status = "cancelled"
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the run boundary: a bug must still end the run
             self._metrics.internal_errors.labels("run").inc()
             log.exception("run_crashed", phase=clock.current)
             self._fail(outcome, "failed", "internal_error", None)

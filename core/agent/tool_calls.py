@@ -42,7 +42,7 @@ async def execute_tool_call(
             error = f"the tool took longer than {timeout_s:g} s"
         except DatabaseError as exc:
             error = f"the tool could not read the database ({exc.category})"
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a tool bug becomes that tool's error, not a crash
             metrics.internal_errors.labels("tool").inc()
             log.exception("tool_crashed", tool=call.name)
             error = f"the tool failed unexpectedly ({type(exc).__name__})"

@@ -152,7 +152,7 @@ async def _read_frames(services: Services, connection: Connection, handlers: Fra
         except FrameError as error:
             services.metrics.frames_rejected.labels(error.code).inc()
             connection.send_frame(ErrorFrame(code=error.code, message=error.message, ref=error.ref))
-        except Exception:
+        except Exception:  # noqa: BLE001 - one frame's bug must not end the connection or others
             services.metrics.internal_errors.labels("frame").inc()
             log.exception("frame_handler_crashed", connection_id=connection.id)
             connection.send_frame(
