@@ -16,7 +16,6 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from core.acks import AckLedger
@@ -37,7 +36,7 @@ from core.settings import Settings
 from core.telemetry.logging import configure_logging, get_logger
 from core.telemetry.loop_lag import watch_loop_lag
 from core.telemetry.metrics import Metrics
-from core.telemetry.tracing import build_tracer_provider
+from core.telemetry.tracing import build_tracer_provider, instrument_engine
 from core.ws.endpoint import websocket_endpoint
 from core.ws.hub import Hub
 
@@ -139,10 +138,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await services.database.connect()
-        SQLAlchemyInstrumentor().instrument(
-            engine=services.database.engine.sync_engine,
-            tracer_provider=services.tracer_provider,
-        )
+        instrument_engine(services.database.engine.sync_engine, services.tracer_provider)
         background = [
             asyncio.create_task(watch_loop_lag(services.metrics.loop_lag)),
             asyncio.create_task(_sweep_unacked(services)),

@@ -12,6 +12,8 @@ import os
 from collections import deque
 from collections.abc import Mapping, Sequence
 
+from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -21,6 +23,7 @@ from opentelemetry.sdk.trace.export import (
     SpanExportResult,
 )
 from opentelemetry.trace import Span, format_span_id, format_trace_id
+from sqlalchemy.engine import Engine
 
 
 class SpanBuffer(SpanExporter):
@@ -81,3 +84,16 @@ def trace_id_of(span: Span) -> str | None:
 def span_id_of(span: Span) -> str | None:
     context = span.get_span_context()
     return format_span_id(context.span_id) if context.is_valid else None
+
+
+def instrument_engine(engine: Engine, tracer_provider: TracerProvider) -> None:
+    """Spans for every statement of this engine, on this provider only.
+
+    ``SQLAlchemyInstrumentor().instrument(engine=...)`` is a process-wide singleton that
+    also patches ``create_engine`` and instruments only the first engine it is given; the
+    engine tracer it uses underneath attaches to one engine and nothing else.
+    """
+    tracer = tracer_provider.get_tracer("opentelemetry.instrumentation.sqlalchemy")
+    # Pool usage is already in the db_* metrics; this meter discards its samples.
+    usage = NoOpMeterProvider().get_meter("vigil").create_up_down_counter("db.client.connections")
+    EngineTracer(tracer, engine, usage)

@@ -40,6 +40,8 @@ async def test_a_run_is_the_root_of_its_own_trace_with_a_span_per_phase(live_ser
     tool = next(s for s in in_run if s.name == "execute_tool calculator")
     assert tool.attributes["gen_ai.tool.name"] == "calculator"
     assert any(s.name == "ws.handshake" for s in spans)
+    statements = [s for s in in_run if "db.statement" in (s.attributes or {})]
+    assert any(s.attributes["db.statement"].startswith("UPDATE threads") for s in statements)
     assert not any(s.name.endswith(("receive", "send")) for s in spans), "no span per message"
 
 
