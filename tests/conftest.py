@@ -1,3 +1,3 @@
 """Shared fixtures. Fixture modules live in tests/fixtures and are loaded as plugins."""
 
-pytest_plugins = ["tests.fixtures.databases", "tests.fixtures.servers"]
+pytest_plugins = ["tests.fixtures.databases", "tests.fixtures.servers", "tests.fixtures.browser"]
