@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Used only in dev mode, so a newcomer can connect without configuring anything.
@@ -40,6 +40,18 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1)
     db_pool_overflow: int = Field(default=10, ge=0)
     redis_url: str | None = None
+    # Event log (docs/scaling.md): Redis Streams when redis_url is set, in-process otherwise.
+    redis_key_prefix: str = Field(default="vigil:", min_length=1, max_length=64)
+    event_log_max_events: int = Field(default=1000, ge=1)
+    event_log_max_age_s: float = Field(default=3600.0, gt=0)
+    event_log_max_threads: int = Field(default=10_000, ge=1)
+    # Run leases: a replica that stops renewing for lease_ttl_s loses its runs to another.
+    replica_id: str | None = Field(default=None, min_length=1, max_length=64)
+    lease_ttl_s: float = Field(default=6.0, gt=0)
+    lease_renew_interval_s: float = Field(default=2.0, gt=0)
+    lease_sweep_interval_s: float = Field(default=2.0, gt=0)
+    # SIGTERM: runs in flight get this long to finish before they end with reason shutdown.
+    shutdown_grace_s: float = Field(default=20.0, ge=0)
 
     jwt_secret: str | None = None
     jwt_public_key: str | None = None
@@ -52,6 +64,8 @@ class Settings(BaseSettings):
     openai_api_key: str | None = None
     openai_model: str = "gpt-4o-mini"
     provider_timeout_s: float = Field(default=20.0, gt=0)
+    # Simulated model latency of the offline provider (demos, load and failover tests).
+    offline_latency_s: float = Field(default=0.0, ge=0)
 
     # Agent runs.
     max_runs_per_user: int = Field(default=3, ge=1)
@@ -92,6 +106,14 @@ class Settings(BaseSettings):
         if url.drivername not in SUPPORTED_DB_DRIVERS:
             supported = ", ".join(sorted(SUPPORTED_DB_DRIVERS))
             raise ValueError(f"unsupported driver {url.drivername!r} (use one of {supported})")
+        return value
+
+    @field_validator("lease_renew_interval_s")
+    @classmethod
+    def _renewed_before_expiry(cls, value: float, info: ValidationInfo) -> float:
+        ttl = info.data.get("lease_ttl_s")
+        if ttl is not None and value >= ttl:
+            raise ValueError(f"must be shorter than VIGIL_LEASE_TTL_S ({ttl:g} s)")
         return value
 
     @field_validator("jwt_algorithms")

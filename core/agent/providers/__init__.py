@@ -19,4 +19,4 @@ def build_provider(settings: Settings) -> ModelProvider:
             model=settings.openai_model,
             timeout_s=settings.provider_timeout_s,
         )
-    return OfflineProvider()
+    return OfflineProvider(latency_s=settings.offline_latency_s)

@@ -7,6 +7,7 @@ Token usage is an estimate (a token per four characters), stable for a given con
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import uuid
@@ -29,12 +30,20 @@ class OfflineProvider:
     name = "offline"
 
     def __init__(
-        self, model: str = "vigil-offline-1", call_id: Callable[[], str] = _new_call_id
+        self,
+        model: str = "vigil-offline-1",
+        call_id: Callable[[], str] = _new_call_id,
+        *,
+        latency_s: float = 0.0,
     ) -> None:
         self.model = model
         self._call_id = call_id
+        # Simulated model latency (VIGIL_OFFLINE_LATENCY_S): long runs without a network.
+        self._latency_s = latency_s
 
     async def complete(self, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> ModelReply:
+        if self._latency_s:
+            await asyncio.sleep(self._latency_s)
         input_tokens = sum(estimate_tokens(m.content) for m in messages) + sum(
             estimate_tokens(json.dumps([t.name, t.description, t.parameters])) for t in tools
         )
