@@ -1,0 +1,251 @@
+"""The Redis Streams event log: shared by every replica (``VIGIL_REDIS_URL``).
+
+Keys, per thread (the ``{thread_id}`` hash tag keeps both in one Redis Cluster slot):
+- ``<prefix>log:{<thread_id>}``: a stream; entry id ``<seq>-0``, fields ``event`` (the
+  envelope as JSON), ``user`` (the owner) and ``ms`` (Redis time at append).
+- ``<prefix>meta:{<thread_id>}``: a hash; ``epoch`` and ``last`` (the newest seq logged).
+
+How seq stays atomic. The database assigns the seq (``UPDATE threads SET last_seq =
+last_seq + 1 ... RETURNING``, in the transaction that stores the event), and the stream id
+is that very seq, so the log and the database can never disagree about which event a seq
+names: there is no second counter to drift, and a flushed or failed-over Redis cannot hand
+out a seq the database already used. Ordering in Redis is enforced by one Lua script per
+append, which Redis runs atomically (no other command interleaves):
+1. an epoch unlike the thread's stored epoch starts the stream over (the old entries belong
+   to a log life that was lost);
+2. a seq at or below ``last`` is not added again (a duplicate, or an event that lost a race
+   with a newer one from another replica; XADD would refuse it anyway, ids only grow);
+3. otherwise ``XADD <seq>-0``, ``last := seq``. A seq above ``last + 1`` leaves a gap, and
+   a read that spans it reports ``complete: false``, so the resume falls back to the
+   database instead of replaying a hole;
+4. trim by count (``MAXLEN``) and by age (``XTRIM MINID <seq>``, the seq of the oldest
+   entry younger than the age bound), and expire both keys after the age bound so idle
+   threads cost nothing;
+5. ``PUBLISH`` the event on the fan-out channel, also when step 2 skipped the XADD, since a
+   late event must still reach the other replicas' connections.
+
+Fan-out: every replica subscribes to ``<prefix>events`` and hands each message from
+another replica (``origin`` differs) to its local hub, which sends it to the owner's
+connections that follow the thread. The emitting replica sends to its own connections
+directly. A replica that loses the subscription resubscribes with backoff; what its
+connections missed meanwhile stays in the log and the database for their resume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+from core.eventlog.base import MISSING, Deliver, LogRead, OnError, contiguous
+from core.protocol import AgentEvent
+from core.telemetry.logging import get_logger
+
+log = get_logger(__name__)
+
+REDIS_TIMEOUT_S = 2.0
+RESUBSCRIBE_BACKOFF_S = (0.1, 0.5, 1.0, 2.0)
+_TRIM_SCAN = 64
+
+# KEYS: stream, meta.  ARGV: epoch, seq, event json, user, maxlen, max_age_ms, channel, message.
+APPEND_SCRIPT = """
+local stream, meta = KEYS[1], KEYS[2]
+local epoch, seq = ARGV[1], tonumber(ARGV[2])
+local maxlen, max_age_ms = tonumber(ARGV[5]), tonumber(ARGV[6])
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local added = 0
+local last = tonumber(redis.call('HGET', meta, 'last') or '0')
+if redis.call('HGET', meta, 'epoch') ~= epoch then
+  redis.call('DEL', stream)
+  last = 0
+end
+if seq > last then
+  redis.call('XADD', stream, 'MAXLEN', maxlen, seq .. '-0',
+             'event', ARGV[3], 'user', ARGV[4], 'ms', now_ms)
+  redis.call('HSET', meta, 'epoch', epoch, 'last', seq)
+  added = 1
+  local cutoff = now_ms - max_age_ms
+  local head = redis.call('XRANGE', stream, '-', '+', 'COUNT', %(scan)d)
+  local keep = nil
+  for _, entry in ipairs(head) do
+    local fields = entry[2]
+    local ms = nil
+    for i = 1, #fields, 2 do
+      if fields[i] == 'ms' then ms = tonumber(fields[i + 1]) end
+    end
+    if ms ~= nil and ms >= cutoff then keep = entry[1] break end
+  end
+  if keep == nil and #head > 0 then
+    keep = (tonumber(string.match(head[#head][1], '^(%%d+)')) + 1) .. '-0'
+  end
+  if keep ~= nil then redis.call('XTRIM', stream, 'MINID', keep) end
+  redis.call('PEXPIRE', stream, max_age_ms)
+  redis.call('PEXPIRE', meta, max_age_ms)
+end
+redis.call('PUBLISH', ARGV[7], ARGV[8])
+return added
+""" % {"scan": _TRIM_SCAN}  # noqa: UP031 - Lua braces make str.format unreadable
+
+
+class RedisStreamEventLog:
+    backend = "redis"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str,
+        replica_id: str,
+        max_events: int,
+        max_age_s: float,
+        on_error: OnError,
+    ) -> None:
+        self._url = url
+        self._prefix = prefix
+        self._replica_id = replica_id
+        self._max_events = max_events
+        self._max_age_ms = max(1, int(max_age_s * 1000))
+        self._on_error = on_error
+        self._client = redis.Redis.from_url(
+            url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
+        )
+        self._append = self._client.register_script(APPEND_SCRIPT)
+        self.channel = f"{prefix}events"
+        self._listener: asyncio.Task[None] | None = None
+        self.subscribed = asyncio.Event()
+
+    def stream_key(self, thread_id: str) -> str:
+        return f"{self._prefix}log:{{{thread_id}}}"
+
+    def meta_key(self, thread_id: str) -> str:
+        return f"{self._prefix}meta:{{{thread_id}}}"
+
+    async def start(self, deliver: Deliver) -> None:
+        self._listener = asyncio.create_task(self._listen(deliver), name="eventlog-fanout")
+
+    async def append(self, user_id: str, event: AgentEvent) -> bool:
+        payload = event.model_dump_json()
+        message = json.dumps({"origin": self._replica_id, "user_id": user_id, "event": payload})
+        try:
+            await self._append(
+                keys=[self.stream_key(event.thread_id), self.meta_key(event.thread_id)],
+                args=[
+                    event.epoch,
+                    event.seq,
+                    payload,
+                    user_id,
+                    self._max_events,
+                    self._max_age_ms,
+                    self.channel,
+                    message,
+                ],
+            )
+        except (RedisError, OSError) as exc:
+            self._failed("append", exc, thread_id=event.thread_id, seq=event.seq)
+            return False
+        return True
+
+    async def read(self, thread_id: str, epoch: str, after_seq: int, limit: int) -> LogRead:
+        try:
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.hmget(self.meta_key(thread_id), ["epoch", "last"])
+                pipe.xrange(self.stream_key(thread_id), f"{after_seq + 1}-0", "+", count=limit + 1)
+                (stored_epoch, last), entries = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            self._failed("read", exc, thread_id=thread_id)
+            return MISSING
+        if stored_epoch is None or stored_epoch.decode() != epoch:
+            return MISSING
+        events = [AgentEvent.model_validate_json(fields[b"event"]) for _, fields in entries]
+        newest = events[-1].seq if events else after_seq
+        complete = (
+            len(events) <= limit
+            and contiguous(events, after_seq, epoch)
+            and newest == int(last or 0)
+        )
+        return LogRead(events=events[:limit], complete=complete)
+
+    async def check(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"backend": self.backend}
+        try:
+            async with asyncio.timeout(REDIS_TIMEOUT_S):
+                await self._client.ping()
+        except (RedisError, OSError, TimeoutError) as exc:
+            state["state"] = "unreachable"
+            state["error"] = type(exc).__name__
+        else:
+            state["state"] = "connected"
+        state["fanout"] = "subscribed" if self.subscribed.is_set() else "resubscribing"
+        # Without Redis, events are still stored and sent by the replica that runs them;
+        # every replica shares the same Redis, so its loss is no reason to move traffic.
+        state["ok"] = True
+        state["degraded"] = state["state"] != "connected" or not self.subscribed.is_set()
+        return state
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+        await self._client.aclose()
+
+    async def _listen(self, deliver: Deliver) -> None:
+        """Hand other replicas' events to ``deliver``; resubscribe after any failure."""
+        failures = 0
+        subscriber = redis.Redis.from_url(
+            self._url, socket_connect_timeout=REDIS_TIMEOUT_S, health_check_interval=10
+        )
+        try:
+            while True:
+                pubsub = subscriber.pubsub(ignore_subscribe_messages=True)
+                try:
+                    await pubsub.subscribe(self.channel)
+                    self.subscribed.set()
+                    failures = 0
+                    while True:
+                        message = await pubsub.get_message(timeout=1.0)
+                        if message is not None:
+                            self._route(message["data"], deliver)
+                except (RedisError, OSError) as exc:
+                    self.subscribed.clear()
+                    self._failed("subscribe", exc)
+                    delay = RESUBSCRIBE_BACKOFF_S[min(failures, len(RESUBSCRIBE_BACKOFF_S) - 1)]
+                    failures += 1
+                    await asyncio.sleep(delay)
+                finally:
+                    self.subscribed.clear()
+                    with contextlib.suppress(RedisError, OSError):
+                        await pubsub.aclose()
+        finally:
+            await subscriber.aclose()
+
+    def _route(self, data: bytes, deliver: Deliver) -> None:
+        try:
+            message = json.loads(data)
+            if message["origin"] == self._replica_id:
+                return  # Sent to this replica's connections when it was emitted.
+            event = AgentEvent.model_validate_json(message["event"])
+            user_id = str(message["user_id"])
+        except (ValueError, KeyError, TypeError) as exc:
+            self._failed("decode", exc)
+            return
+        try:
+            deliver(user_id, event)
+        except Exception as exc:  # noqa: BLE001 - one bad delivery must not end the fan-out
+            self._failed("deliver", exc, thread_id=event.thread_id, seq=event.seq)
+
+    def _failed(self, operation: str, exc: BaseException, **context: Any) -> None:
+        self._on_error(self.backend, operation)
+        log.warning(
+            "eventlog_failed",
+            backend=self.backend,
+            operation=operation,
+            error=type(exc).__name__,
+            detail=str(exc)[:200],
+            **context,
+        )

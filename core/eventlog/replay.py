@@ -1,0 +1,44 @@
+"""Where a resume's events come from: the event log first, the database when the log cannot
+vouch for the whole range (trimmed, expired, another epoch, a gap, Redis unreachable)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from core.db.records import ThreadRecord
+from core.db.repository import Repository
+from core.eventlog.base import EventLog, contiguous
+from core.protocol import AgentEvent
+
+
+@dataclass(frozen=True)
+class Replay:
+    """The events after ``after_seq``, in order. ``complete`` is true when they are every
+    stored event of the thread after ``after_seq``, with no gap, in the thread's epoch."""
+
+    events: list[AgentEvent]
+    complete: bool
+    source: Literal["log", "database"]
+
+
+async def replay_events(
+    event_log: EventLog,
+    repository: Repository,
+    *,
+    user_id: str,
+    thread: ThreadRecord,
+    after_seq: int,
+    limit: int,
+) -> Replay:
+    """``thread`` was read from the database before the caller started following it, so
+    whatever the log returns must reach at least ``thread.last_seq`` to be trusted.
+    Raises ``DatabaseError`` only when the log falls short and the database fails too."""
+    read = await event_log.read(thread.id, thread.epoch, after_seq, limit)
+    newest = read.last_seq if read.last_seq is not None else after_seq
+    if read.complete and newest >= thread.last_seq:
+        return Replay(read.events, complete=True, source="log")
+    records = await repository.list_events(user_id, thread.id, after_seq, limit + 1) or []
+    events = [AgentEvent.model_validate(record.payload) for record in records]
+    complete = len(events) <= limit and contiguous(events, after_seq, thread.epoch)
+    return Replay(events[:limit], complete=complete, source="database")

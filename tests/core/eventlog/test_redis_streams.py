@@ -1,0 +1,176 @@
+"""The Redis Streams event log, against the machine's Redis (each test under its own prefix)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+import redis.asyncio as redis
+
+from core.eventlog.redis_streams import RedisStreamEventLog
+from core.protocol import AgentEvent
+from tests.core.eventlog.events import event, seqs
+
+pytestmark = pytest.mark.redis
+
+MakeLog = Callable[..., Awaitable[RedisStreamEventLog]]
+
+
+@pytest.fixture
+async def raw(redis_url: str) -> AsyncIterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def make_log(redis_url: str, redis_prefix: str) -> AsyncIterator[MakeLog]:
+    logs: list[RedisStreamEventLog] = []
+    errors: list[tuple[str, str]] = []
+
+    async def make(**options: object) -> RedisStreamEventLog:
+        settings: dict[str, object] = {
+            "prefix": redis_prefix,
+            "replica_id": f"replica-{len(logs)}",
+            "max_events": 100,
+            "max_age_s": 3600.0,
+            "on_error": lambda *call: errors.append(call),
+            **options,
+        }
+        url = str(settings.pop("url", redis_url))
+        log = RedisStreamEventLog(url, **settings)  # type: ignore[arg-type]
+        logs.append(log)
+        return log
+
+    yield make
+    for log in logs:
+        await log.close()
+
+
+async def test_appended_events_are_read_back_in_order_and_complete(make_log):
+    log = await make_log()
+    for seq in range(1, 5):
+        assert await log.append("alice", event("t1", seq))
+
+    read = await log.read("t1", "epoch-1", 1, 100)
+
+    assert seqs(read.events) == [2, 3, 4] and read.complete
+    assert all(isinstance(e, AgentEvent) for e in read.events)
+
+
+async def test_each_stream_entry_id_is_the_seq_the_database_assigned(make_log, raw):
+    log = await make_log()
+    for seq in (1, 2, 3):
+        await log.append("alice", event("t1", seq))
+
+    entries = await raw.xrange(log.stream_key("t1"))
+
+    assert [entry_id for entry_id, _ in entries] == [b"1-0", b"2-0", b"3-0"]
+
+
+async def test_a_seq_at_or_below_the_newest_is_not_logged_again(make_log, raw):
+    log = await make_log()
+    await log.append("alice", event("t1", 1))
+    await log.append("alice", event("t1", 2))
+    await log.append("alice", event("t1", 2))
+    await log.append("alice", event("t1", 1))
+
+    assert [entry_id for entry_id, _ in await raw.xrange(log.stream_key("t1"))] == [b"1-0", b"2-0"]
+    assert (await log.read("t1", "epoch-1", 0, 100)).complete
+
+
+async def test_a_read_across_a_gap_is_incomplete_but_after_it_is_complete(make_log):
+    log = await make_log()
+    await log.append("alice", event("t1", 1))
+    await log.append("alice", event("t1", 3))
+
+    assert not (await log.read("t1", "epoch-1", 0, 100)).complete
+    after_gap = await log.read("t1", "epoch-1", 2, 100)
+    assert seqs(after_gap.events) == [3] and after_gap.complete
+
+
+async def test_a_new_epoch_starts_the_stream_over_and_the_old_epoch_is_not_replayed(make_log):
+    log = await make_log()
+    for seq in (1, 2, 3):
+        await log.append("alice", event("t1", seq, epoch="old"))
+    await log.append("alice", event("t1", 1, epoch="new"))
+
+    assert not (await log.read("t1", "old", 0, 100)).complete
+    read = await log.read("t1", "new", 0, 100)
+    assert seqs(read.events) == [1] and read.complete
+
+
+async def test_entries_past_the_count_bound_are_trimmed(make_log):
+    log = await make_log(max_events=3)
+    for seq in range(1, 7):
+        await log.append("alice", event("t1", seq))
+
+    assert not (await log.read("t1", "epoch-1", 0, 100)).complete
+    recent = await log.read("t1", "epoch-1", 3, 100)
+    assert seqs(recent.events) == [4, 5, 6] and recent.complete
+
+
+async def test_entries_older_than_the_age_bound_are_trimmed_by_minid(make_log, raw):
+    log = await make_log(max_age_s=60.0)
+    # An entry appended long ago (ms 0 on the Redis clock), then a fresh append.
+    await raw.xadd(
+        log.stream_key("t1"), {"event": event("t1", 1).model_dump_json(), "ms": 0}, "1-0"
+    )
+    await raw.hset(log.meta_key("t1"), mapping={"epoch": "epoch-1", "last": 1})
+    await log.append("alice", event("t1", 2))
+
+    assert [entry_id for entry_id, _ in await raw.xrange(log.stream_key("t1"))] == [b"2-0"]
+    assert not (await log.read("t1", "epoch-1", 0, 100)).complete
+    assert 0 < await raw.pttl(log.stream_key("t1")) <= 60_000
+    assert 0 < await raw.pttl(log.meta_key("t1")) <= 60_000
+
+
+async def test_a_read_over_the_limit_is_cut_and_incomplete(make_log):
+    log = await make_log()
+    for seq in range(1, 5):
+        await log.append("alice", event("t1", seq))
+
+    read = await log.read("t1", "epoch-1", 0, 2)
+
+    assert seqs(read.events) == [1, 2] and not read.complete
+
+
+async def test_an_unknown_thread_reads_as_incomplete(make_log):
+    log = await make_log()
+
+    assert not (await log.read("never", "epoch-1", 0, 100)).complete
+
+
+async def test_events_fan_out_to_the_other_replicas_and_not_back_to_their_origin(make_log):
+    first, second = await make_log(), await make_log()
+    got_first: asyncio.Queue[tuple[str, AgentEvent]] = asyncio.Queue()
+    got_second: asyncio.Queue[tuple[str, AgentEvent]] = asyncio.Queue()
+    await first.start(lambda user, e: got_first.put_nowait((user, e)))
+    await second.start(lambda user, e: got_second.put_nowait((user, e)))
+    await asyncio.wait_for(first.subscribed.wait(), 10)
+    await asyncio.wait_for(second.subscribed.wait(), 10)
+
+    await first.append("alice", event("t1", 1))
+    user, received = await asyncio.wait_for(got_second.get(), 10)
+    assert (user, received.thread_id, received.seq) == ("alice", "t1", 1)
+
+    # The first replica's own message came before this one on its subscription: skipped.
+    await second.append("bob", event("t2", 1))
+    user, received = await asyncio.wait_for(got_first.get(), 10)
+    assert (user, received.thread_id) == ("bob", "t2")
+    assert got_first.empty() and got_second.empty()
+
+
+async def test_an_unreachable_redis_is_reported_counted_and_never_raised(make_log, closed_port):
+    errors: list[tuple[str, str]] = []
+    log = await make_log(
+        url=f"redis://127.0.0.1:{closed_port}/0", on_error=lambda *call: errors.append(call)
+    )
+
+    assert not await log.append("alice", event("t1", 1))
+    assert not (await log.read("t1", "epoch-1", 0, 100)).complete
+    state = await log.check()
+
+    assert errors == [("redis", "append"), ("redis", "read")]
+    assert state["state"] == "unreachable" and state["degraded"]
