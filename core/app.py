@@ -18,7 +18,6 @@ from fastapi.staticfiles import StaticFiles
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from core.acks import AckLedger
 from core.agent.circuit import CircuitBreaker
 from core.agent.engine import Executor
 from core.agent.model import ModelProvider
@@ -30,6 +29,8 @@ from core.auth import Authenticator, AuthRefusal
 from core.db.database import Database
 from core.db.errors import DatabaseError
 from core.db.repository import Repository
+from core.delivery.redelivery import Redelivery, RetrySchedule
+from core.delivery.window import AckWindow
 from core.publisher import EventPublisher
 from core.services import Lifecycle, Services
 from core.settings import Settings
@@ -37,15 +38,13 @@ from core.telemetry.logging import configure_logging, get_logger
 from core.telemetry.loop_lag import watch_loop_lag
 from core.telemetry.metrics import Metrics
 from core.telemetry.tracing import build_tracer_provider, instrument_engine
+from core.ws.delivery import Deliveries
 from core.ws.endpoint import websocket_endpoint
 from core.ws.hub import Hub
 
 log = get_logger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 SHUTDOWN_GRACE_S = 20.0
-ACK_SWEEP_INTERVAL_S = 1.0
-# An event unconfirmed for this many ack timeouts is counted as undelivered.
-ACK_GIVE_UP_FACTOR = 6
 
 
 def build_services(
@@ -67,8 +66,11 @@ def build_services(
     )
     repository = Repository(database)
     hub = Hub()
-    ledger = AckLedger()
-    publisher = EventPublisher(repository=repository, hub=hub, ledger=ledger, metrics=metrics)
+    schedule = RetrySchedule(
+        settings.ack_timeout_s, settings.ack_max_redeliveries, settings.ack_timeout_backoff
+    )
+    deliveries = Deliveries(redelivery=Redelivery(AckWindow(), schedule), hub=hub, metrics=metrics)
+    publisher = EventPublisher(repository=repository, deliveries=deliveries)
     executor = Executor(
         per_user_limit=settings.max_runs_per_user, total_limit=settings.max_runs_total
     )
@@ -101,7 +103,7 @@ def build_services(
         database=database,
         repository=repository,
         hub=hub,
-        ledger=ledger,
+        deliveries=deliveries,
         publisher=publisher,
         executor=executor,
         provider=model_provider,
@@ -141,7 +143,7 @@ def create_app(
         instrument_engine(services.database.engine.sync_engine, services.tracer_provider)
         background = [
             asyncio.create_task(watch_loop_lag(services.metrics.loop_lag)),
-            asyncio.create_task(_sweep_unacked(services)),
+            asyncio.create_task(services.deliveries.run()),
         ]
         services.lifecycle.started = True
         log.info("backend_started", database=services.database.dialect)
@@ -196,20 +198,3 @@ async def _drain(services: Services) -> None:
     for connection in services.hub.all():
         connection.request_close(CLOSE_SERVICE_RESTART)
     await services.executor.wait_all(SHUTDOWN_GRACE_S)
-
-
-async def _sweep_unacked(services: Services) -> None:
-    give_up_after = services.settings.ack_timeout_s * ACK_GIVE_UP_FACTOR
-    while True:
-        await asyncio.sleep(ACK_SWEEP_INTERVAL_S)
-        for expired in services.ledger.expire(time.monotonic(), give_up_after):
-            if expired.counted:
-                services.metrics.events_undelivered.labels(expired.type, "ack_timeout").inc()
-            log.warning(
-                "event_undelivered",
-                run_id=expired.run_id,
-                thread_id=expired.thread_id,
-                seq=expired.seq,
-                type=expired.type,
-                reason="ack_timeout",
-            )

@@ -156,6 +156,8 @@ class ChatAccepted(_ServerFrame):
     id: str
     thread_id: str
     run_id: str
+    # Extension of v1: the thread's epoch, so a client can resume before its first event.
+    epoch: str | None = None
 
 
 class Resumed(_ServerFrame):
@@ -163,6 +165,8 @@ class Resumed(_ServerFrame):
     thread_id: str
     recovered: bool
     replayed: int
+    # Extension of v1: the thread's current epoch (what a REST backfill will carry).
+    epoch: str | None = None
 
 
 class Ping(_ServerFrame):

@@ -1,5 +1,5 @@
 """Emitting an agent event: sequence and persist it (the database is the source of truth),
-record it as awaiting an ack, then route it to the owner's connections.
+then hand it to the deliveries, which route it to the owner's connections and await its ack.
 
 Appends to one thread are serialised here so every connection receives a thread's events
 in seq order."""
@@ -7,17 +7,13 @@ in seq order."""
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
-from core.acks import AckLedger
 from core.agent.context import UserExecutionContext
 from core.db.repository import Repository
 from core.protocol import AgentEvent, EventType, utc_now
-from core.telemetry.metrics import Metrics
-from core.ws.hub import Hub
+from core.ws.delivery import Deliveries
 
 _LOCK_STRIPES = 256
 
@@ -27,16 +23,10 @@ class EventPublisher:
         self,
         *,
         repository: Repository,
-        hub: Hub,
-        ledger: AckLedger,
-        metrics: Metrics,
-        clock: Callable[[], float] = time.monotonic,
+        deliveries: Deliveries,
     ) -> None:
         self._repository = repository
-        self._hub = hub
-        self._ledger = ledger
-        self._metrics = metrics
-        self._clock = clock
+        self._deliveries = deliveries
         self._locks = [asyncio.Lock() for _ in range(_LOCK_STRIPES)]
 
     async def emit(
@@ -81,10 +71,5 @@ class EventPublisher:
             )
             event = AgentEvent.model_validate(envelope(seq, epoch))
             # Canary traffic stays out of the user SLIs (the sidecar measures it).
-            self._ledger.record(
-                ctx.thread_id, seq, event_type, ctx.run_id, self._clock(), counted=not ctx.canary
-            )
-            if not ctx.canary:
-                self._metrics.events_emitted.labels(event_type).inc()
-            self._hub.publish(ctx.user_id, event)
+            self._deliveries.emitted(ctx.user_id, event, counted=not ctx.canary)
         return event

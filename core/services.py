@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Tracer
 
-from core.acks import AckLedger
 from core.agent.circuit import CircuitBreaker
 from core.agent.engine import Executor
 from core.agent.model import ModelProvider
@@ -20,6 +19,7 @@ from core.publisher import EventPublisher
 from core.settings import Settings
 from core.telemetry.metrics import Metrics
 from core.telemetry.tracing import SpanBuffer
+from core.ws.delivery import Deliveries
 from core.ws.hub import Hub
 
 
@@ -46,7 +46,7 @@ class Services:
     database: Database
     repository: Repository
     hub: Hub
-    ledger: AckLedger
+    deliveries: Deliveries
     publisher: EventPublisher
     executor: Executor
     provider: ModelProvider

@@ -87,6 +87,12 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(default=40, ge=1)
     max_connections_per_user: int = Field(default=20, ge=1)
     ack_timeout_s: float = Field(default=5.0, gt=0)
+    # An unacked event is sent again up to this many times, each wait for its ack this many
+    # times longer than the last; then it is counted as undelivered (docs/telemetry.md).
+    ack_max_redeliveries: int = Field(default=3, ge=0)
+    ack_timeout_backoff: float = Field(default=2.0, ge=1)
+    # A connection whose unsent frames pass this many bytes is closed with 4409.
+    send_queue_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
 
     # Telemetry.
     trace_buffer_spans: int = Field(default=2000, ge=1)

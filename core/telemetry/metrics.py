@@ -76,6 +76,23 @@ class Metrics:
             ["type", "reason"],
             registry=r,
         )
+        self.events_pending_ack = Gauge(
+            "vigil_events_pending_ack",
+            "Emitted events still waiting for a client ack (the ack window's size).",
+            registry=r,
+        )
+        self.tool_events_emitted = Counter(
+            "vigil_tool_events_emitted",
+            "tool_executing/tool_completed events emitted, by tool.",
+            ["tool", "type"],
+            registry=r,
+        )
+        self.tool_events_acked = Counter(
+            "vigil_tool_events_acked",
+            "tool_executing/tool_completed events acked by a client, by tool.",
+            ["tool", "type"],
+            registry=r,
+        )
         self.ack_latency = Histogram(
             "vigil_event_ack_latency_seconds",
             "Time from an event's emission to its client ack.",
@@ -171,6 +188,7 @@ class Metrics:
         for event_type in EVENT_TYPES:
             self.events_emitted.labels(event_type)
             self.events_acked.labels(event_type)
+            self.events_redelivered.labels(event_type)
             self.ack_latency.labels(event_type)
         for status in RUN_STATUSES:
             self.runs.labels(status)

@@ -9,6 +9,7 @@ import contextlib
 from pydantic import BaseModel
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from core.delivery.resume import ReplayMerge
 from core.protocol import AgentEvent
 from core.telemetry.logging import get_logger
 from core.telemetry.metrics import Metrics
@@ -38,6 +39,8 @@ class Connection:
         self._queue: asyncio.Queue[str | None] = asyncio.Queue()
         self._queued_bytes = 0
         self._following: set[str] = set()
+        # Threads being resumed: their live events wait in the merge until the replay is out.
+        self._resuming: dict[str, ReplayMerge[AgentEvent]] = {}
         self.close_code: int | None = None
         self._peer_closed = False
         self.closed = asyncio.Event()
@@ -47,6 +50,18 @@ class Connection:
 
     def follows(self, thread_id: str) -> bool:
         return thread_id in self._following
+
+    def begin_resume(self, thread_id: str, merge: ReplayMerge[AgentEvent]) -> None:
+        """Follow the thread, holding its live events in ``merge`` until ``end_resume``."""
+        self._resuming[thread_id] = merge
+        self.follow(thread_id)
+
+    def end_resume(self, thread_id: str) -> None:
+        self._resuming.pop(thread_id, None)
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._queued_bytes
 
     def send_frame(self, frame: BaseModel) -> None:
         self._enqueue(frame.model_dump_json())
@@ -65,6 +80,10 @@ class Connection:
                 seq=event.seq,
             )
             return False
+        merge = self._resuming.get(event.thread_id)
+        if merge is not None:
+            merge.hold(event.seq, event)
+            return True
         self._enqueue(event.model_dump_json())
         return True
 

@@ -36,7 +36,6 @@ log = get_logger(__name__)
 CLOSE_RATE_LIMITED = 4429
 # A client that keeps sending this many frames past its limit is closed with 4429.
 RATE_LIMIT_CLOSE_AFTER = 200
-SEND_QUEUE_BYTES = 4 * 1024 * 1024
 
 
 async def websocket_endpoint(websocket: WebSocket) -> None:
@@ -62,7 +61,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         user_id=identity.user_id,
         canary=identity.canary,
         metrics=metrics,
-        max_queue_bytes=SEND_QUEUE_BYTES,
+        max_queue_bytes=settings.send_queue_bytes,
     )
     if not identity.canary:
         metrics.ws_connections.labels("accepted", "").inc()

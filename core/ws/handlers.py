@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
 from opentelemetry.trace import SpanContext
@@ -10,6 +9,7 @@ from opentelemetry.trace import SpanContext
 from core.agent.context import UserExecutionContext
 from core.db.errors import DatabaseError
 from core.db.repository import ThreadRecord
+from core.delivery.resume import ReplayMerge
 from core.protocol import (
     AckFrame,
     AgentEvent,
@@ -80,7 +80,9 @@ class FrameHandlers:
             # The same id twice starts one run: answer with the run it already started.
             if frame.thread_id is not None and frame.thread_id != existing.thread_id:
                 raise FrameError("conflict", "this id was already used on another thread", frame.id)
-            self._accept(frame.id, existing.thread_id, existing.id)
+            same_thread = await repository.get_thread(user_id, existing.thread_id)
+            epoch = same_thread.epoch if same_thread is not None else None
+            self._accept(frame.id, existing.thread_id, existing.id, epoch)
             return
         if frame.thread_id is None:
             thread = await repository.create_thread(user_id, frame.text.strip()[:80])
@@ -97,7 +99,7 @@ class FrameHandlers:
             text=frame.text,
             is_canary=self._conn.canary,
         )
-        self._accept(frame.id, run.thread_id, run.id)
+        self._accept(frame.id, run.thread_id, run.id, thread.epoch)
         if created:
             ctx = UserExecutionContext(
                 user_id=user_id,
@@ -111,9 +113,11 @@ class FrameHandlers:
             )
             self._s.executor.start(ctx, self._s.runner.run(ctx))
 
-    def _accept(self, msg_id: str, thread_id: str, run_id: str) -> None:
+    def _accept(self, msg_id: str, thread_id: str, run_id: str, epoch: str | None) -> None:
         self._conn.follow(thread_id)
-        self._conn.send_frame(ChatAccepted(id=msg_id, thread_id=thread_id, run_id=run_id))
+        self._conn.send_frame(
+            ChatAccepted(id=msg_id, thread_id=thread_id, run_id=run_id, epoch=epoch)
+        )
 
     async def _owned_thread(self, thread_id: str) -> ThreadRecord:
         thread = await self._s.repository.get_thread(self._conn.user_id, thread_id)
@@ -122,37 +126,53 @@ class FrameHandlers:
         return thread
 
     async def _ack(self, frame: AckFrame) -> None:
-        ledger = self._s.ledger
-        last_seq = ledger.last_seq(frame.thread_id)
+        """Checked before anything changes: another user's thread is not_found, a seq the
+        thread never reached is invalid_field."""
+        deliveries = self._s.deliveries
+        last_seq = deliveries.last_pending_seq(frame.thread_id)
         if not self._conn.follows(frame.thread_id) or frame.seq > last_seq:
             thread = await self._owned_thread(frame.thread_id)
             last_seq = max(last_seq, thread.last_seq)
         if frame.seq > last_seq:
             raise FrameError("invalid_field", f"seq {frame.seq} was never sent on this thread")
-        metrics = self._s.metrics
-        for event in ledger.ack(frame.thread_id, frame.seq, time.monotonic()):
-            if not event.counted:
-                continue
-            metrics.events_acked.labels(event.type).inc()
-            metrics.ack_latency.labels(event.type).observe(event.latency_s)
+        deliveries.acked(frame.thread_id, frame.seq)
 
     async def _resume(self, frame: ResumeFrame) -> None:
         thread = await self._owned_thread(frame.thread_id)
         if frame.last_seq > thread.last_seq:
             raise FrameError("invalid_field", f"last_seq {frame.last_seq} is beyond the thread")
-        # Follow first: live events from now on are sent; the replay covers what came before.
-        self._conn.follow(frame.thread_id)
-        replayed = 0
-        recovered = frame.epoch == thread.epoch
-        if recovered:
-            events = await self._s.repository.list_events(
-                self._conn.user_id, frame.thread_id, frame.last_seq, RESUME_REPLAY_LIMIT
-            )
-            for record in events or ():
-                self._conn.send_event(AgentEvent.model_validate(record.payload), self._conn.user_id)
-                replayed += 1
-            recovered = replayed < RESUME_REPLAY_LIMIT
-        self._s.metrics.resumes.labels(str(recovered).lower()).inc()
+        # Follow first, holding live events in the merge, then read the replay: an event
+        # emitted meanwhile is in one or the other (or both), never lost, never sent twice.
+        merge = ReplayMerge[AgentEvent](frame.last_seq, epoch_matches=frame.epoch == thread.epoch)
+        self._conn.begin_resume(frame.thread_id, merge)
+        replayed: list[tuple[int, AgentEvent]] = []
+        complete = False
+        try:
+            if merge.epoch_matches:
+                replayed, complete = await self._replay(frame.thread_id, frame.last_seq)
+        finally:
+            self._conn.end_resume(frame.thread_id)
+            merged = merge.finish(replayed, complete=complete)
+            for event in merged.items:
+                self._conn.send_event(event, self._conn.user_id)
+        self._s.metrics.resumes.labels(str(merged.recovered).lower()).inc()
         self._conn.send_frame(
-            Resumed(thread_id=frame.thread_id, recovered=recovered, replayed=replayed)
+            Resumed(
+                thread_id=frame.thread_id,
+                recovered=merged.recovered,
+                replayed=len(merged.items),
+                epoch=thread.epoch,
+            )
         )
+
+    async def _replay(
+        self, thread_id: str, after_seq: int
+    ) -> tuple[list[tuple[int, AgentEvent]], bool]:
+        """The stored events after ``after_seq`` and whether that is all of them."""
+        records = await self._s.repository.list_events(
+            self._conn.user_id, thread_id, after_seq, RESUME_REPLAY_LIMIT
+        )
+        if records is None:
+            return [], False
+        events = [(record.seq, AgentEvent.model_validate(record.payload)) for record in records]
+        return events, len(events) < RESUME_REPLAY_LIMIT

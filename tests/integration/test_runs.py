@@ -91,6 +91,7 @@ async def test_events_reach_every_connection_of_the_user_that_follows_the_thread
             "thread_id": thread_id,
             "recovered": True,
             "replayed": len(first.events),
+            "epoch": first.events[0]["epoch"],
         }
         for _ in first.events:
             await tab2.next_event(5)

@@ -1,0 +1,141 @@
+"""Resume, both ends: no gap, no duplicate, and a ``recovered`` flag that tells the truth.
+
+Server side, ``ReplayMerge``: a connection that resumes a thread follows it first (so no
+live event is missed), then reads the stored events after ``last_seq``. Live events that
+arrive while the replay is read are held by the merge; ``finish`` returns replayed and held
+events as one run of seqs in order, each once. ``recovered`` is true only when the epoch
+matched, the replay was complete, and the seqs run from ``last_seq + 1`` without a gap (a
+trimmed log starts later: a gap).
+
+Client side, ``Inbound``: per thread, the epoch and the highest seq handed to the
+application. An event at or below it is a duplicate; one beyond the next expected seq is
+held until the gap is filled (by a redelivery, a resume or a REST backfill), so the
+application sees each event exactly once, in seq order. The first event of a thread the
+client has never seen sets its starting point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Merged(Generic[T]):
+    items: list[T]
+    recovered: bool
+    last_seq: int
+
+
+class ReplayMerge(Generic[T]):
+    """One resume in progress on one connection: ``hold`` live events, then ``finish``."""
+
+    def __init__(self, after_seq: int, *, epoch_matches: bool) -> None:
+        self.after_seq = after_seq
+        self.epoch_matches = epoch_matches
+        self._held: dict[int, T] = {}
+
+    def hold(self, seq: int, item: T) -> None:
+        self._held.setdefault(seq, item)
+
+    def finish(self, replayed: Iterable[tuple[int, T]], *, complete: bool) -> Merged[T]:
+        """Replayed events (ascending seq) merged with the held live ones.
+
+        Without a matching epoch the replay is not used; the held live events still go out
+        (they belong to the thread's current log).
+        """
+        expected = self.after_seq + 1
+        gap = False
+        items: list[T] = []
+        by_seq: dict[int, T] = dict(replayed) if self.epoch_matches else {}
+        for seq, item in self._held.items():
+            by_seq.setdefault(seq, item)
+        for seq in sorted(by_seq):
+            if seq < expected:
+                continue
+            if seq > expected:
+                gap = True
+            items.append(by_seq[seq])
+            expected = seq + 1
+        self._held.clear()
+        recovered = self.epoch_matches and complete and not gap
+        return Merged(items, recovered, expected - 1)
+
+
+@dataclass
+class ThreadCursor:
+    epoch: str | None = None
+    # Highest seq handed to the application; None until the thread's first event.
+    delivered: int | None = None
+    held: dict[int, dict[str, object]] = field(default_factory=dict)
+
+    @property
+    def resume_from(self) -> int:
+        return self.delivered or 0
+
+
+class Inbound:
+    """What the client hands to the application, per thread: each event once, in order."""
+
+    def __init__(self) -> None:
+        self.threads: dict[str, ThreadCursor] = {}
+        self.duplicates = 0
+
+    def follow(self, thread_id: str, epoch: str | None = None) -> ThreadCursor:
+        cursor = self.threads.setdefault(thread_id, ThreadCursor())
+        if cursor.epoch is None:
+            cursor.epoch = epoch
+        return cursor
+
+    def offer(self, event: dict[str, object]) -> list[dict[str, object]]:
+        """Take one received event; return the events now ready for the application."""
+        thread_id, seq, epoch = str(event["thread_id"]), _seq(event), event.get("epoch")
+        cursor = self.follow(thread_id, str(epoch) if epoch is not None else None)
+        if epoch is not None and epoch != cursor.epoch:
+            # The thread's log was lost and started again: its seqs count from 1 anew.
+            cursor.epoch, cursor.delivered = str(epoch), 0
+            cursor.held = {s: e for s, e in cursor.held.items() if e.get("epoch") == epoch}
+        if cursor.delivered is None:
+            cursor.delivered = seq - 1
+        if seq <= cursor.delivered or seq in cursor.held:
+            self.duplicates += 1
+            return []
+        cursor.held[seq] = event
+        ready: list[dict[str, object]] = []
+        while cursor.delivered + 1 in cursor.held:
+            cursor.delivered += 1
+            ready.append(cursor.held.pop(cursor.delivered))
+        return ready
+
+    def ack_seq(self, thread_id: str) -> int:
+        cursor = self.threads.get(thread_id)
+        return (cursor.delivered or 0) if cursor else 0
+
+    def has_gap(self, thread_id: str) -> bool:
+        cursor = self.threads.get(thread_id)
+        return bool(cursor and cursor.held)
+
+    def resume_points(self) -> list[tuple[str, str, int]]:
+        """``(thread_id, epoch, last_seq)`` for every followed thread whose epoch is known.
+
+        A thread with no event yet resumes from 0 and counts from there: its replay, not
+        whichever event happens to arrive first, sets its starting point.
+        """
+        for cursor in self.threads.values():
+            if cursor.epoch is not None and cursor.delivered is None:
+                cursor.delivered = 0
+        return [
+            (thread_id, cursor.epoch, cursor.resume_from)
+            for thread_id, cursor in self.threads.items()
+            if cursor.epoch is not None
+        ]
+
+
+def _seq(event: dict[str, object]) -> int:
+    seq = event["seq"]
+    if not isinstance(seq, int):
+        raise TypeError(f"an event's seq must be an int, got {seq!r}")
+    return seq

@@ -1,0 +1,113 @@
+"""The ack window: every emitted event that still waits for a client's confirmation.
+
+The one delivery tracker of the process. Pure and clock-free: callers pass ``now``. An
+event is retired by the first cumulative ack that covers it, whichever of the owner's
+connections sends it, so an event is acked at most once and ``acked`` never exceeds
+``emitted``. A thread is forgotten as soon as nothing of it is pending, so the window's
+size is the number of unacked events, not the number of threads ever seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+
+@dataclass
+class Pending:
+    """One unacked event. ``payload`` is what the I/O layer sends again (opaque here)."""
+
+    thread_id: str
+    seq: int
+    type: str
+    run_id: str
+    user_id: str
+    emitted_at: float
+    due_at: float
+    counted: bool = True
+    tool: str | None = None
+    payload: object = None
+    redeliveries: int = 0
+    # Whether any connection was handed the event (first send or a redelivery).
+    reached: bool = False
+
+
+@dataclass(frozen=True)
+class Retired:
+    """An event that left the window: acked (``reason`` None) or given up (``reason``)."""
+
+    thread_id: str
+    seq: int
+    type: str
+    run_id: str
+    tool: str | None
+    counted: bool
+    latency_s: float
+    redeliveries: int
+    reason: str | None = None
+
+    @classmethod
+    def of(cls, entry: Pending, now: float, reason: str | None = None) -> Retired:
+        return cls(
+            entry.thread_id,
+            entry.seq,
+            entry.type,
+            entry.run_id,
+            entry.tool,
+            entry.counted,
+            now - entry.emitted_at,
+            entry.redeliveries,
+            reason,
+        )
+
+
+class AckWindow:
+    def __init__(self) -> None:
+        # thread -> seq -> pending event.
+        self._threads: dict[str, dict[int, Pending]] = {}
+
+    def record(self, entry: Pending) -> None:
+        self._threads.setdefault(entry.thread_id, {})[entry.seq] = entry
+
+    def last_seq(self, thread_id: str) -> int:
+        """The highest pending seq of the thread, 0 when nothing of it is pending."""
+        pending = self._threads.get(thread_id)
+        return max(pending) if pending else 0
+
+    def ack(self, thread_id: str, seq: int, now: float) -> list[Retired]:
+        """Retire every pending event of the thread up to ``seq`` (cumulative)."""
+        pending = self._threads.get(thread_id)
+        if not pending:
+            return []
+        covered = [s for s in pending if s <= seq]
+        retired = [Retired.of(pending.pop(s), now) for s in covered]
+        if not pending:
+            del self._threads[thread_id]
+        return retired
+
+    def give_up(self, entry: Pending, now: float, reason: str) -> Retired:
+        """Remove one pending event without an ack; the caller counts it as undelivered."""
+        pending = self._threads[entry.thread_id]
+        del pending[entry.seq]
+        if not pending:
+            del self._threads[entry.thread_id]
+        return Retired.of(entry, now, reason)
+
+    def due(self, now: float) -> list[Pending]:
+        """Pending events whose ack is overdue, oldest deadline first (then thread order)."""
+        overdue = [entry for entry in self if entry.due_at <= now]
+        overdue.sort(key=lambda entry: (entry.due_at, entry.thread_id, entry.seq))
+        return overdue
+
+    def get(self, thread_id: str, seq: int) -> Pending | None:
+        return self._threads.get(thread_id, {}).get(seq)
+
+    def __iter__(self) -> Iterator[Pending]:
+        for pending in self._threads.values():
+            yield from pending.values()
+
+    def pending_count(self) -> int:
+        return sum(len(pending) for pending in self._threads.values())
+
+    def thread_count(self) -> int:
+        return len(self._threads)
