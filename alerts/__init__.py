@@ -1,0 +1,1 @@
+"""Prometheus recording and alert rules for Vigil, generated from ``alerts/config.yaml``."""
