@@ -114,6 +114,13 @@ class Settings(BaseSettings):
             raise ValueError(f"unsupported driver {url.drivername!r} (use one of {supported})")
         return value
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
     @field_validator("lease_renew_interval_s")
     @classmethod
     def _renewed_before_expiry(cls, value: float, info: ValidationInfo) -> float:

@@ -1,6 +1,6 @@
 """The schema, as SQLAlchemy 2 declarative tables.
 
-The initial Alembic revision (``migrations/versions/0001_initial.py``) creates exactly these;
+The Alembic revisions (``migrations/versions/``) create exactly these;
 ``tests/core/db/test_migrations.py`` fails if the two drift apart.
 
 Timestamps are timezone-aware UTC on both backends: ``UTCDateTime`` stores UTC (naive on
@@ -22,6 +22,7 @@ from sqlalchemy import (
     Dialect,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -122,6 +123,8 @@ class Run(Base):
     __table_args__ = (
         UniqueConstraint("user_id", "client_msg_id"),
         CheckConstraint(f"status IN {RUN_STATUSES}", name="status"),
+        # The orphan sweep: running runs whose lease has expired (0002_run_leases).
+        Index("ix_runs_status_lease_expires_at", "status", "lease_expires_at"),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -137,6 +140,9 @@ class Run(Base):
     duration_ms: Mapped[float | None] = mapped_column(Float)
     input_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     output_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # The replica executing the run and until when its lease holds (0002_run_leases).
+    replica_id: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Event(Base):

@@ -59,6 +59,8 @@ class RunRecord:
     output_tokens: int
     error_category: str | None
     error_reason: str | None
+    replica_id: str | None = None
+    lease_expires_at: datetime | None = None
 
     @classmethod
     def of(cls, row: Run) -> RunRecord:
@@ -76,6 +78,8 @@ class RunRecord:
             output_tokens=row.output_tokens,
             error_category=row.error_category,
             error_reason=row.error_reason,
+            replica_id=row.replica_id,
+            lease_expires_at=row.lease_expires_at,
         )
 
 

@@ -119,8 +119,11 @@ class Repository:
         client_msg_id: str,
         text: str,
         is_canary: bool,
+        replica_id: str | None = None,
+        lease_expires_at: datetime | None = None,
     ) -> tuple[RunRecord, bool]:
-        """Record a new run (``running``) and the user's message, atomically.
+        """Record a new run (``running``) and the user's message, atomically; with
+        ``replica_id``, the run is leased to that replica until ``lease_expires_at``.
 
         Idempotent on ``(user_id, client_msg_id)``: a pair that already started a run returns
         ``(that run, False)``. The UNIQUE constraint resolves it (``ON CONFLICT DO NOTHING``),
@@ -138,6 +141,8 @@ class Repository:
             "started_at": now,
             "input_tokens": 0,
             "output_tokens": 0,
+            "replica_id": replica_id,
+            "lease_expires_at": lease_expires_at,
         }
         async with self._db.session("admit_run", write=True) as session:
             owned = await session.scalar(

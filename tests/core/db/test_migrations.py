@@ -94,9 +94,12 @@ def test_upgrade_of_an_unreachable_database_raises_the_project_error(closed_port
 def test_the_packaged_scripts_define_one_head() -> None:
     versions = Path(migrate.MIGRATIONS_DIR, "versions")
 
-    assert migrate.head_revision() == "0001_initial"
+    assert migrate.head_revision() == "0002_run_leases"
     assert (migrate.MIGRATIONS_DIR / "script.py.mako").is_file()
-    assert sorted(p.name for p in versions.glob("*.py")) == ["0001_initial.py"]
+    assert sorted(p.name for p in versions.glob("*.py")) == [
+        "0001_initial.py",
+        "0002_run_leases.py",
+    ]
 
 
 async def test_upgrades_started_together_in_one_process_take_turns(

@@ -1,0 +1,124 @@
+"""Run leases in the database, on SQLite and PostgreSQL: renewal, orphans, exclusive claims.
+
+The PostgreSQL database is shared by the session, so each test looks only at its own runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from core.db.database import Database
+from core.db.leases import LeaseRepository
+from core.db.repository import Repository
+from tests.fixtures.databases import unique_name
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def repository(migrated_db: Database) -> Repository:
+    return Repository(migrated_db)
+
+
+@pytest.fixture
+def leases(migrated_db: Database) -> LeaseRepository:
+    return LeaseRepository(migrated_db)
+
+
+async def admit(
+    repository: Repository, replica_id: str | None, expires_at: datetime | None
+) -> tuple[str, str]:
+    user = unique_name("user")
+    await repository.ensure_user(user)
+    thread = await repository.create_thread(user, "title")
+    run, created = await repository.admit_run(
+        run_id=unique_name("run"),
+        thread_id=thread.id,
+        user_id=user,
+        client_msg_id=unique_name("msg"),
+        text="hello",
+        is_canary=False,
+        replica_id=replica_id,
+        lease_expires_at=expires_at,
+    )
+    assert created and run.replica_id == replica_id
+    return run.id, thread.id
+
+
+async def finish(repository: Repository, run_id: str) -> None:
+    await repository.finish_run(
+        run_id,
+        status="completed",
+        duration_ms=1.0,
+        input_tokens=0,
+        output_tokens=0,
+        answer_text=None,
+        error_category=None,
+        error_reason=None,
+    )
+
+
+async def test_renewal_extends_only_this_replicas_running_runs(repository, leases):
+    mine = unique_name("replica")
+    running, _ = await admit(repository, mine, T0)
+    finished, _ = await admit(repository, mine, T0)
+    others, _ = await admit(repository, unique_name("replica"), T0)
+    await finish(repository, finished)
+
+    renewed = await leases.renew(mine, T0 + timedelta(seconds=60))
+
+    assert renewed == [running]
+    expired = {o.id for o in await leases.expired(now=T0 + timedelta(seconds=1), limit=1000)}
+    assert others in expired and running not in expired and finished not in expired
+
+
+async def test_an_orphan_is_a_running_run_whose_lease_expired_with_its_last_event(
+    repository, leases
+):
+    dead = unique_name("replica")
+    orphan, thread_id = await admit(repository, dead, T0)
+    live, _ = await admit(repository, dead, T0 + timedelta(days=3650))
+    unleased, _ = await admit(repository, None, None)
+    for kind in ("agent_started", "tool_executing"):
+        await repository.append_event(
+            thread_id=thread_id,
+            run_id=orphan,
+            event_id=unique_name("event"),
+            type=kind,
+            build=lambda seq, epoch, kind=kind: {"type": kind, "data": {"tool": "calculator"}},
+            created_at=T0,
+        )
+
+    found = {o.id: o for o in await leases.expired(now=T0 + timedelta(seconds=1), limit=1000)}
+
+    assert orphan in found and live not in found and unleased not in found
+    assert found[orphan].replica_id == dead
+    assert found[orphan].last_event_type == "tool_executing"
+    assert found[orphan].last_event_data == {"tool": "calculator"}
+    assert found[orphan].lease_expires_at == T0
+
+
+async def test_of_replicas_claiming_one_orphan_at_once_exactly_one_wins(repository, leases):
+    orphan, _ = await admit(repository, unique_name("replica"), T0)
+    now = T0 + timedelta(seconds=1)
+
+    claims = await asyncio.gather(
+        *(
+            leases.claim(orphan, f"claimer-{i}", now=now, expires_at=now + timedelta(seconds=6))
+            for i in range(4)
+        )
+    )
+
+    assert sorted(claims) == [False, False, False, True]
+    assert orphan not in {o.id for o in await leases.expired(now=now, limit=1000)}
+
+
+async def test_a_finished_run_cannot_be_claimed(repository, leases):
+    run_id, _ = await admit(repository, unique_name("replica"), T0)
+    await finish(repository, run_id)
+    now = T0 + timedelta(seconds=1)
+
+    assert not await leases.claim(run_id, "claimer", now=now, expires_at=now)
