@@ -14,7 +14,7 @@ from typing import Any
 
 import jwt
 
-from core.settings import Settings
+from core.settings import Settings, TokenSettings
 
 SUBPROTOCOL = "vigil.v1"
 # The JWT "roles" claim grants this one to operators' tools (the sidecar's drain request).
@@ -144,7 +144,7 @@ def _reason_for(exc: jwt.PyJWTError) -> str:
 
 
 def issue_token(
-    settings: Settings,
+    settings: TokenSettings,
     user_id: str,
     *,
     ttl_s: float = 3600,

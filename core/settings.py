@@ -8,7 +8,7 @@ stderr and a non-zero exit.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -18,6 +18,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEV_JWT_SECRET = "vigil-dev-secret-not-for-production-use-0123456789"  # noqa: S105
 
 SUPPORTED_DB_DRIVERS = {"sqlite+aiosqlite", "postgresql+asyncpg"}
+
+_S = TypeVar("_S", bound="TokenSettings")
 
 
 class SettingsError(Exception):
@@ -29,10 +31,45 @@ class SettingsError(Exception):
         self.cause = cause
 
 
-class Settings(BaseSettings):
+class TokenSettings(BaseSettings):
+    """The mode and the JWT settings: all that signs or verifies a token. The sidecar reads
+    only these (to mint the canary's tokens), so it never loads the database stack."""
+
     model_config = SettingsConfigDict(env_prefix="VIGIL_", extra="ignore", frozen=True)
 
     mode: Literal["dev", "production"] = "dev"
+    jwt_secret: str | None = None
+    jwt_public_key: str | None = None
+    jwt_algorithms: list[str] = ["HS256"]
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+
+    @field_validator("jwt_algorithms")
+    @classmethod
+    def _no_none_algorithm(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one algorithm is required")
+        if any(alg.lower() == "none" for alg in value):
+            raise ValueError("the 'none' algorithm is never accepted")
+        return value
+
+    @model_validator(mode="after")
+    def _key_required_outside_dev(self) -> TokenSettings:
+        if self.mode == "production" and not (self.jwt_secret or self.jwt_public_key):
+            raise ValueError(
+                "VIGIL_JWT_SECRET or VIGIL_JWT_PUBLIC_KEY is required when VIGIL_MODE=production"
+            )
+        return self
+
+    @property
+    def signing_key(self) -> str:
+        """The key tokens are verified with (and, for HS*, signed with)."""
+        if self.jwt_public_key:
+            return self.jwt_public_key
+        return self.jwt_secret or DEV_JWT_SECRET
+
+
+class Settings(TokenSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     database_url: str = "sqlite+aiosqlite:///./vigil.db"
@@ -52,12 +89,6 @@ class Settings(BaseSettings):
     lease_sweep_interval_s: float = Field(default=2.0, gt=0)
     # SIGTERM: runs in flight get this long to finish before they end with reason shutdown.
     shutdown_grace_s: float = Field(default=20.0, ge=0)
-
-    jwt_secret: str | None = None
-    jwt_public_key: str | None = None
-    jwt_algorithms: list[str] = ["HS256"]
-    jwt_audience: str | None = None
-    jwt_issuer: str | None = None
 
     provider: Literal["offline", "openai"] = "offline"
     openai_base_url: str = "https://api.openai.com/v1"
@@ -101,7 +132,7 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _database_url_parses(cls, value: str) -> str:
-        # Imported here: the sidecar reads these settings and must stay small.
+        # Imported here: `vigil token` reads these settings and needs no database stack.
         from sqlalchemy.engine import make_url
         from sqlalchemy.exc import ArgumentError
 
@@ -129,31 +160,11 @@ class Settings(BaseSettings):
             raise ValueError(f"must be shorter than VIGIL_LEASE_TTL_S ({ttl:g} s)")
         return value
 
-    @field_validator("jwt_algorithms")
-    @classmethod
-    def _no_none_algorithm(cls, value: list[str]) -> list[str]:
-        if not value:
-            raise ValueError("at least one algorithm is required")
-        if any(alg.lower() == "none" for alg in value):
-            raise ValueError("the 'none' algorithm is never accepted")
-        return value
-
     @model_validator(mode="after")
-    def _key_required_outside_dev(self) -> Settings:
-        if self.mode == "production" and not (self.jwt_secret or self.jwt_public_key):
-            raise ValueError(
-                "VIGIL_JWT_SECRET or VIGIL_JWT_PUBLIC_KEY is required when VIGIL_MODE=production"
-            )
+    def _provider_key_required_outside_dev(self) -> Settings:
         if self.provider == "openai" and not self.openai_api_key and self.mode == "production":
             raise ValueError("VIGIL_OPENAI_API_KEY is required when VIGIL_PROVIDER=openai")
         return self
-
-    @property
-    def signing_key(self) -> str:
-        """The key tokens are verified with (and, for HS*, signed with)."""
-        if self.jwt_public_key:
-            return self.jwt_public_key
-        return self.jwt_secret or DEV_JWT_SECRET
 
     @property
     def sqlite_path(self) -> Path | None:
@@ -167,8 +178,17 @@ class Settings(BaseSettings):
 
 def load_settings(**overrides: object) -> Settings:
     """Read and validate settings; raise ``SettingsError`` naming the first bad variable."""
+    return _load(Settings, overrides)
+
+
+def load_token_settings() -> TokenSettings:
+    """Only the mode and the JWT settings (what the sidecar needs), validated the same way."""
+    return _load(TokenSettings, {})
+
+
+def _load(model: type[_S], overrides: dict[str, object]) -> _S:
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return model(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         error = exc.errors()[0]
         field = str(error["loc"][0]) if error["loc"] else ""

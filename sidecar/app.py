@@ -40,9 +40,9 @@ def default_tokens() -> TokenSource | None:
     fixed = os.environ.get(CANARY_TOKEN_ENV)
     if fixed:
         return lambda: fixed
-    from core.settings import load_settings
+    from core.settings import load_token_settings
 
-    settings = load_settings()
+    settings = load_token_settings()
     if settings.jwt_public_key:
         log.warning("canary_disabled", reason=f"VIGIL_JWT_PUBLIC_KEY set and no {CANARY_TOKEN_ENV}")
         return None

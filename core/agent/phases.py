@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 from opentelemetry.trace import Span, Tracer
 
+from core.telemetry.ids import trace_id_of
 from core.telemetry.metrics import Metrics, exemplar
-from core.telemetry.tracing import trace_id_of
 
 
 class PhaseTimeout(Exception):

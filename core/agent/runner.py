@@ -31,9 +31,9 @@ from core.db.repository import Repository
 from core.protocol import EventType
 from core.publisher import EventPublisher
 from core.settings import Settings
+from core.telemetry.ids import trace_id_of
 from core.telemetry.logging import get_logger
 from core.telemetry.metrics import Metrics, exemplar
-from core.telemetry.tracing import trace_id_of
 
 log = get_logger(__name__)
 

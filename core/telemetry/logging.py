@@ -11,7 +11,7 @@ from typing import Any, TextIO
 import structlog
 from opentelemetry import trace
 
-from core.telemetry.tracing import span_id_of, trace_id_of
+from core.telemetry.ids import span_id_of, trace_id_of
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
 

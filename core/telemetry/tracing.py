@@ -22,7 +22,6 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
     SpanExportResult,
 )
-from opentelemetry.trace import Span, format_span_id, format_trace_id
 from sqlalchemy.engine import Engine
 
 
@@ -74,16 +73,6 @@ def build_tracer_provider(
     buffer = SpanBuffer(buffer_capacity)
     provider.add_span_processor(SimpleSpanProcessor(buffer))
     return provider, buffer
-
-
-def trace_id_of(span: Span) -> str | None:
-    context = span.get_span_context()
-    return format_trace_id(context.trace_id) if context.is_valid else None
-
-
-def span_id_of(span: Span) -> str | None:
-    context = span.get_span_context()
-    return format_span_id(context.span_id) if context.is_valid else None
 
 
 def instrument_engine(engine: Engine, tracer_provider: TracerProvider) -> None:
