@@ -23,10 +23,10 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: $(STAMP) lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m 'not bench'
 
 bench: $(STAMP)
-	$(BIN)/python -m pytest tests/bench -m bench -p no:cacheprovider
+	$(BIN)/python -m pytest tests/bench -m bench -p no:cacheprovider -s
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache vigil.db
