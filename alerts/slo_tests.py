@@ -1,14 +1,19 @@
-"""promtool tests of the SLO rules, whose expected values are the sidecar's own arithmetic.
+"""promtool tests of the SLO rules, whose expected values are the sidecar's own computation.
 
 Each SLO gets series for its good and total selectors following one timeline (healthy, a burst
 of errors, healthy again), plus a stretch with no traffic and one where the good side has no
-series at all. At each check time the expected SLIs, burn rates, budget and alerts come from
-``sidecar.slo.math.evaluate`` fed the increases the sidecar would compute on the same samples
-(last minus first sample inside ``(t - w, t]``); the recorded values must equal them to 1e-9.
+series at all. The very same samples are fed, at the same timestamps, to the sidecar's own
+``SLOTracker`` (with its SQLite ``SampleStore`` in memory and an injected clock); at each check
+time the SLIs, burn rates, budget and alerts it reports are what the recorded series and the
+alerts must show, to 1e-9.
 
-Checks fall half-way between samples, so Prometheus 2's closed range ``[t - w, t]`` and the
-sidecar's left-open one hold the same samples; every series starts high (long-lived counters),
-so ``increase()``'s extrapolation scales good and total alike and their ratio is unchanged.
+Series are sampled every 2m and rules run every 90s; checks are at odd multiples of 90s, so no
+window's left edge ever falls on a sample (every window is a multiple of 2m, or 5m): Prometheus
+2's closed range ``[t - w, t]`` and the sidecar's left-open ``(t - w, t]`` hold the same
+samples. Some checks put the 5m and 30m windows across the start and the end of the burst,
+where a different set of samples would give a different ratio. Every series starts high
+(long-lived counters) and all are sampled together, so ``increase()``'s extrapolation scales
+good and total alike and their ratio is the sidecar's unextrapolated one.
 """
 
 from __future__ import annotations
@@ -27,11 +32,13 @@ from alerts.slo_rules import (
     alert_name,
     recording_groups,
 )
-from sidecar.slo.math import WHOLE, WINDOWS, Counts, SLOStatus, evaluate
-from sidecar.slo.spec import SLOSpec, parse_selector
+from sidecar.slo.math import SLOStatus
+from sidecar.slo.samples import SampleStore
+from sidecar.slo.spec import SLOConfig, SLOSpec, parse_selector
+from sidecar.slo.tracker import Sample, SLOTracker
 
 STEP_S = 120  # series step (2m)
-EVAL_MIN = 3  # rules run every 3m: checks at odd multiples of 3m fall between two samples
+EVAL_S = 90  # rules run every 90s; checks at odd multiples fall between two samples
 START = 10_000.0
 PER_STEP = 200
 TOLERANCE = 1e-9
@@ -41,7 +48,7 @@ TOLERANCE = 1e-9
 class Scenario:
     name: str
     phases: tuple[tuple[int, float], ...]  # (steps, error fraction of the requests in a step)
-    checks_min: tuple[int, ...]  # odd multiples of EVAL_MIN
+    checks: tuple[int, ...]  # evaluation numbers, odd: checked at n * EVAL_S
     traffic: bool = True
     good_series: bool = True
 
@@ -49,14 +56,15 @@ class Scenario:
 SCENARIOS = (
     Scenario(
         "an error burst pages, then tickets, then the budget shows it",
+        # 4.5m; 61.5m and 91.5m (short windows across the burst's edges); 76.5m; 154.5m; 208.5m
         ((30, 0.0), (15, 0.5), (60, 0.0)),
-        (3, 45, 75, 153, 207),
+        (3, 41, 51, 61, 103, 139),
     ),
-    Scenario("no traffic is no data and no alert", ((45, 0.0),), (87,), traffic=False),
+    Scenario("no traffic is no data and no alert", ((45, 0.0),), (57,), traffic=False),
     Scenario(
         "a good side without series counts as zero good",
         ((30, 0.0),),
-        (57,),
+        (37,),
         good_series=False,
     ),
 )
@@ -77,7 +85,7 @@ def slo_test_file(config: Config, rules_file: str) -> dict[str, Any]:
     }
     return {
         "rule_files": [rules_file],
-        "evaluation_interval": f"{EVAL_MIN}m",
+        "evaluation_interval": f"{EVAL_S}s",
         # Recording rules before the alerts that read them, at every evaluation.
         "group_eval_order": [group["name"] for group in recording_groups(config)]
         + [alert_group(config)["name"], "vigil-symptoms"],
@@ -126,14 +134,13 @@ def _test(
     for slo in slos:
         good, bad = _series_for(config, slo, scenario)
         series += [s for s in (*good, *bad) if s.text not in {x.text for x in series}]
-    for slo in slos:
-        # Like the sidecar: each side sums every series its selectors match.
-        good_side = [s for s in series if _matches(slo.good, s)]
-        total_side = [s for s in series if _matches(slo.total, s)]
-        for minute in scenario.checks_min:
-            status = _expected(slo, good_side, total_side, minute * 60)
-            exprs += _value_checks(slo, status, minute)
-            alerts += _alert_checks(slo, status, minute, templates)
+    tracker, clock = _sidecar_tracker(slos, series)
+    for number in scenario.checks:
+        now_s = number * EVAL_S
+        clock.now = float(now_s)
+        for slo, status in zip(slos, tracker.evaluate(), strict=True):
+            exprs += _value_checks(slo, status, now_s)
+            alerts += _alert_checks(slo, status, now_s, templates)
     return {
         "name": f"{', '.join(slo.name for slo in slos)}: {scenario.name}",
         "interval": f"{STEP_S}s",
@@ -216,53 +223,58 @@ def _compress(values: list[float]) -> str:
     return " ".join(parts)
 
 
-def _increase(series: list[Series], now_s: float, window_s: float) -> tuple[float, int]:
-    total, samples = 0.0, 0
-    for s in series:
-        inside = [v for i, v in enumerate(s.values) if now_s - window_s < i * STEP_S <= now_s]
-        samples = max(samples, len(inside))
-        if len(inside) >= 2:
-            total += inside[-1] - inside[0]
-    return total, samples
+@dataclass
+class _Clock:
+    now: float = 0.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
-def _expected(slo: SLOSpec, good: list[Series], total: list[Series], now_s: float) -> SLOStatus:
-    counts: dict[str, Counts | None] = {}
-    for key, window_s in (*WINDOWS.items(), (WHOLE, slo.window_s)):
-        good_inc, _ = _increase(good, now_s, window_s)
-        total_inc, samples = _increase(total, now_s, window_s)
-        counts[key] = Counts(good_inc, total_inc) if samples >= 2 else None
-    return evaluate(slo.name, slo.objective, slo.window, counts)
+def _sidecar_tracker(slos: list[SLOSpec], series: list[Series]) -> tuple[SLOTracker, _Clock]:
+    """The sidecar's tracker, fed every sample of ``series`` at its timestamp, as its scrape
+    loop would (each source sees every series; its selectors pick theirs)."""
+    store = SampleStore(":memory:", retention_s=max(slo.window_s for slo in slos) * 2)
+    clock = _Clock()
+    tracker = SLOTracker(SLOConfig(tuple(slos), "alerts/slo_tests"), store, clock)
+    for index in range(max(len(s.values) for s in series)):
+        batch = [
+            Sample(s.metric, s.labels, s.values[index]) for s in series if index < len(s.values)
+        ]
+        for source in {slo.source for slo in slos}:
+            tracker.observe(source, batch, float(index * STEP_S))
+    return tracker, clock
 
 
-def _when(minute: int) -> str:
-    return f"{minute}m"
+def _when(seconds: int) -> str:
+    minutes, rest = divmod(seconds, 60)
+    return f"{minutes}m{rest}s" if rest else f"{minutes}m"
 
 
-def _value_checks(slo: SLOSpec, status: SLOStatus, minute: int) -> list[dict[str, Any]]:
+def _value_checks(slo: SLOSpec, status: SLOStatus, now_s: int) -> list[dict[str, Any]]:
     checks = []
     for window, sli in status.sli.items():
         burn = status.burn_rate[window]
-        checks.append(_close(ERROR_RATIO, slo, window, None if sli is None else 1 - sli, minute))
-        checks.append(_close(BURN_RATE, slo, window, burn, minute))
+        checks.append(_close(ERROR_RATIO, slo, window, None if sli is None else 1 - sli, now_s))
+        checks.append(_close(BURN_RATE, slo, window, burn, now_s))
     budget = status.error_budget_remaining
-    checks.append(_close(BUDGET, slo, None, budget, minute))
+    checks.append(_close(BUDGET, slo, None, budget, now_s))
     return checks
 
 
 def _close(
-    metric: str, slo: SLOSpec, window: str | None, value: float | None, minute: int
+    metric: str, slo: SLOSpec, window: str | None, value: float | None, now_s: int
 ) -> dict[str, Any]:
     labels = f'slo="{slo.name}"' + ("" if window is None else f', window="{window}"')
     if value is None:
         return {
             "expr": f"absent({metric}{{{labels}}})",
-            "eval_time": _when(minute),
+            "eval_time": _when(now_s),
             "exp_samples": [{"labels": f"{{{labels}}}", "value": 1}],
         }
     return {
         "expr": f"abs({metric}{{{labels}}} - {value!r}) < bool {TOLERANCE:g}",
-        "eval_time": _when(minute),
+        "eval_time": _when(now_s),
         "exp_samples": [{"labels": f"{{{labels}}}", "value": 1}],
     }
 
@@ -270,7 +282,7 @@ def _close(
 def _alert_checks(
     slo: SLOSpec,
     status: SLOStatus,
-    minute: int,
+    now_s: int,
     templates: dict[tuple[str, str], dict[str, str]],
 ) -> list[dict[str, Any]]:
     name = alert_name(slo)
@@ -289,7 +301,7 @@ def _alert_checks(
         expected.append(
             {"exp_labels": {"severity": severity, "slo": slo.name}, "exp_annotations": annotations}
         )
-    return [{"eval_time": _when(minute), "alertname": name, "exp_alerts": expected}]
+    return [{"eval_time": _when(now_s), "alertname": name, "exp_alerts": expected}]
 
 
 def _rules(severity: str) -> list[Any]:
