@@ -1,19 +1,32 @@
 """The project's Python client for the v1 protocol (used by the canary, the load generator
-and the tests): authenticates in the handshake, drops duplicate events by seq, acks every
-event it hands to the application, and answers pings."""
+and the tests): authenticates in the handshake, hands each thread's events to the
+application exactly once and in seq order (duplicates dropped, gaps held until filled),
+acks them, and answers pings.
+
+With ``reconnect=Reconnect(...)`` it also survives a lost connection, following the
+close-code table of PROTOCOL.md: it comes back with exponential backoff and full jitter
+(at once after 1012), resumes every thread it follows from the last seq it handed over,
+and when a resume cannot recover, backfills the thread over REST. Without it, a closed
+connection ends the client, as the canary wants.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import random
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from core.delivery.reconnect import Backoff, Next, after_close, after_refusal
+from core.delivery.resume import Inbound
 
 SUBPROTOCOL = "vigil.v1"
 EVENT_TYPES = frozenset(
@@ -26,8 +39,9 @@ EVENT_TYPES = frozenset(
         "agent_error",
     }
 )
+BACKFILL_PAGE = 1000
 
-__all__ = ["ConnectionClosed", "HandshakeRefused", "RunResult", "VigilClient"]
+__all__ = ["ConnectionClosed", "HandshakeRefused", "Reconnect", "RunResult", "VigilClient"]
 
 
 class HandshakeRefused(Exception):
@@ -38,6 +52,17 @@ class HandshakeRefused(Exception):
         self.status = status
         self.reason = reason
         self.body = body or {}
+
+
+@dataclass(frozen=True)
+class Reconnect:
+    """How the client comes back. ``rng`` and ``sleep`` are injectable for tests;
+    ``token`` gives a fresh token after 4401 (without it, 4401 ends the client)."""
+
+    backoff: Backoff = field(default_factory=Backoff)
+    rng: random.Random = field(default_factory=random.Random)
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    token: Callable[[], str] | None = None
 
 
 @dataclass
@@ -54,22 +79,62 @@ class RunResult:
         return self.events[-1]
 
 
+@dataclass(frozen=True)
+class _Endpoint:
+    ws_url: str
+    token: str
+    open_timeout: float
+    via_header: bool
+
+    @property
+    def http_url(self) -> str:
+        base = self.ws_url.replace("wss://", "https://").replace("ws://", "http://")
+        return base.removesuffix("/ws")
+
+
 class VigilClient:
-    def __init__(self, websocket: ClientConnection, ready: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        websocket: ClientConnection,
+        ready: dict[str, Any],
+        *,
+        endpoint: _Endpoint | None = None,
+        reconnect: Reconnect | None = None,
+    ) -> None:
         self.websocket = websocket
         self.ready = ready
         self.other_frames: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.inbound = Inbound(hold_gaps=reconnect is not None)
+        # What the automatic resumes answered, and how often the client came back.
+        self.resumed: list[dict[str, Any]] = []
+        self.reconnects = 0
+        self.backfilled = 0
+        self.backfill_errors: list[str] = []
         self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._seen: dict[str, int] = {}
-        self._reader = asyncio.create_task(self._read())
-        self.duplicates_dropped = 0
+        self._endpoint = endpoint
+        self._reconnect = reconnect
+        self._auto_resumes: set[str] = set()
+        self._closing = False
+        self._reader = asyncio.create_task(self._run())
+
+    @property
+    def duplicates_dropped(self) -> int:
+        return self.inbound.duplicates
 
     @classmethod
     @contextlib.asynccontextmanager
     async def connect(
-        cls, ws_url: str, token: str, *, open_timeout: float = 10.0, via_header: bool = False
+        cls,
+        ws_url: str,
+        token: str,
+        *,
+        open_timeout: float = 10.0,
+        via_header: bool = False,
+        reconnect: Reconnect | None = None,
     ) -> AsyncIterator[VigilClient]:
-        client = await cls.open(ws_url, token, open_timeout=open_timeout, via_header=via_header)
+        client = await cls.open(
+            ws_url, token, open_timeout=open_timeout, via_header=via_header, reconnect=reconnect
+        )
         try:
             yield client
         finally:
@@ -77,47 +142,129 @@ class VigilClient:
 
     @classmethod
     async def open(
-        cls, ws_url: str, token: str, *, open_timeout: float = 10.0, via_header: bool = False
+        cls,
+        ws_url: str,
+        token: str,
+        *,
+        open_timeout: float = 10.0,
+        via_header: bool = False,
+        reconnect: Reconnect | None = None,
     ) -> VigilClient:
-        if via_header:
-            options: dict[str, Any] = {
-                "subprotocols": [SUBPROTOCOL],
-                "additional_headers": {"Authorization": f"Bearer {token}"},
-            }
-        else:
-            options = {"subprotocols": [SUBPROTOCOL, f"bearer.{token}"]}
-        try:
-            websocket = await connect(
-                ws_url, open_timeout=open_timeout, max_size=2**22, ping_interval=None, **options
-            )
-        except InvalidStatus as exc:
-            raise _refusal(exc) from exc
-        ready = json.loads(await asyncio.wait_for(websocket.recv(), open_timeout))
-        if ready.get("type") != "connection_ready":
-            await websocket.close()
-            raise ConnectionError(f"expected connection_ready, got {ready.get('type')!r}")
-        return cls(websocket, ready)
+        endpoint = _Endpoint(ws_url, token, open_timeout, via_header)
+        websocket, ready = await _handshake(endpoint, token)
+        return cls(websocket, ready, endpoint=endpoint, reconnect=reconnect)
 
-    async def _read(self) -> None:
+    # --- reading -------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            await self._read(self.websocket)
+            if self._closing or self._reconnect is None or self._endpoint is None:
+                return
+            if not await self._come_back(after_close(self.websocket.close_code)):
+                return
+
+    async def _read(self, websocket: ClientConnection) -> None:
         with contextlib.suppress(ConnectionClosed):
-            async for raw in self.websocket:
+            async for raw in websocket:
                 frame = json.loads(raw)
                 kind = frame.get("type")
                 if kind == "ping":
                     await self.send({"type": "pong", "ts": frame.get("ts")})
                 elif kind in EVENT_TYPES:
-                    await self._on_event(frame)
+                    await self._on_events([frame])
+                elif kind == "resumed" and frame.get("thread_id") in self._auto_resumes:
+                    await self._on_resumed(frame)
                 else:
+                    if kind == "chat_accepted":
+                        self.inbound.follow(frame["thread_id"], frame.get("epoch"))
                     self.other_frames.put_nowait(frame)
 
-    async def _on_event(self, event: dict[str, Any]) -> None:
-        thread_id, seq = event["thread_id"], event["seq"]
-        if seq <= self._seen.get(thread_id, 0):
-            self.duplicates_dropped += 1
-        else:
-            self._seen[thread_id] = seq
-            self._events.put_nowait(event)
-        await self.send({"type": "ack", "thread_id": thread_id, "seq": self._seen[thread_id]})
+    async def _on_events(self, events: list[dict[str, Any]]) -> None:
+        threads: set[str] = set()
+        for event in events:
+            threads.add(event["thread_id"])
+            for ready in self.inbound.offer(event):
+                self._events.put_nowait(ready)
+        for thread_id in threads:
+            seq = self.inbound.ack_seq(thread_id)
+            if seq > 0:
+                await self.send({"type": "ack", "thread_id": thread_id, "seq": seq})
+
+    async def _on_resumed(self, frame: dict[str, Any]) -> None:
+        thread_id = frame["thread_id"]
+        self._auto_resumes.discard(thread_id)
+        self.resumed.append(frame)
+        if frame.get("epoch"):
+            self.inbound.rebase(thread_id, frame["epoch"])
+        if not frame.get("recovered") or self.inbound.has_gap(thread_id):
+            try:
+                await self._backfill(thread_id)
+            except (httpx.HTTPError, KeyError, ValueError) as exc:
+                # The gap stays held; the next resume (or a later backfill) fills it.
+                self.backfill_errors.append(f"{thread_id}: {type(exc).__name__}: {exc}")
+
+    async def _backfill(self, thread_id: str) -> None:
+        """Fetch the thread's stored events after the last one handed over (the source of
+        truth when a resume cannot recover)."""
+        assert self._endpoint is not None
+        headers = {"Authorization": f"Bearer {self._token()}"}
+        url = f"{self._endpoint.http_url}/api/threads/{thread_id}/events"
+        async with httpx.AsyncClient(headers=headers, timeout=self._endpoint.open_timeout) as http:
+            while True:
+                after = self.inbound.ack_seq(thread_id)
+                response = await http.get(url, params={"after_seq": after, "limit": BACKFILL_PAGE})
+                response.raise_for_status()
+                events = response.json()["events"]
+                self.backfilled += len(events)
+                await self._on_events(events)
+                if len(events) < BACKFILL_PAGE or self.inbound.ack_seq(thread_id) == after:
+                    return
+
+    # --- reconnecting --------------------------------------------------------------------
+
+    async def _come_back(self, decision: Next) -> bool:
+        """Reconnect and resume; False when the close code or a refusal says stop."""
+        assert self._reconnect is not None and self._endpoint is not None
+        policy = self._reconnect
+        if decision is Next.STOP or (decision is Next.REFRESH_TOKEN and policy.token is None):
+            return False
+        attempt = 0
+        at_once = decision in (Next.RECONNECT_NOW, Next.REFRESH_TOKEN)
+        while not self._closing:
+            if not (at_once and attempt == 0):
+                if policy.backoff.exhausted(attempt):
+                    return False
+                await policy.sleep(policy.backoff.delay(attempt, policy.rng))
+            attempt += 1
+            try:
+                self.websocket, self.ready = await _handshake(self._endpoint, self._token())
+            except HandshakeRefused as refusal:
+                refused = after_refusal(refusal.status)
+                if refused is Next.STOP or (refused is Next.REFRESH_TOKEN and not policy.token):
+                    return False
+                continue
+            except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed, ConnectionError):
+                continue
+            self.reconnects += 1
+            await self._resume_all()
+            return True
+        return False
+
+    async def _resume_all(self) -> None:
+        for thread_id, epoch, last_seq in self.inbound.resume_points():
+            self._auto_resumes.add(thread_id)
+            await self.send(
+                {"type": "resume", "thread_id": thread_id, "epoch": epoch, "last_seq": last_seq}
+            )
+
+    def _token(self) -> str:
+        assert self._endpoint is not None
+        if self._reconnect is not None and self._reconnect.token is not None:
+            return self._reconnect.token()
+        return self._endpoint.token
+
+    # --- the application's side ----------------------------------------------------------
 
     async def send(self, frame: dict[str, Any]) -> None:
         with contextlib.suppress(ConnectionClosed):
@@ -139,6 +286,8 @@ class VigilClient:
             return getter.result()
         getter.cancel()
         if self._reader in done:
+            if self._reader.exception() is not None:
+                raise ConnectionError("the client's reader failed") from self._reader.exception()
             await self.websocket.recv()  # raises the ConnectionClosed that ended the reader
             raise ConnectionError("the connection ended")
         raise TimeoutError(f"nothing received within {timeout} s")
@@ -172,9 +321,38 @@ class VigilClient:
                 return result
 
     async def close(self) -> None:
+        self._closing = True
         await self.websocket.close()
+        if not self._reader.done():
+            # It may be waiting out a backoff delay: nothing there is worth finishing.
+            self._reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._reader
+
+
+async def _handshake(endpoint: _Endpoint, token: str) -> tuple[ClientConnection, dict[str, Any]]:
+    if endpoint.via_header:
+        options: dict[str, Any] = {
+            "subprotocols": [SUBPROTOCOL],
+            "additional_headers": {"Authorization": f"Bearer {token}"},
+        }
+    else:
+        options = {"subprotocols": [SUBPROTOCOL, f"bearer.{token}"]}
+    try:
+        websocket = await connect(
+            endpoint.ws_url,
+            open_timeout=endpoint.open_timeout,
+            max_size=2**22,
+            ping_interval=None,
+            **options,
+        )
+    except InvalidStatus as exc:
+        raise _refusal(exc) from exc
+    ready = json.loads(await asyncio.wait_for(websocket.recv(), endpoint.open_timeout))
+    if ready.get("type") != "connection_ready":
+        await websocket.close()
+        raise ConnectionError(f"expected connection_ready, got {ready.get('type')!r}")
+    return websocket, ready
 
 
 def _refusal(exc: InvalidStatus) -> HandshakeRefused:

@@ -11,7 +11,9 @@ Client side, ``Inbound``: per thread, the epoch and the highest seq handed to th
 application. An event at or below it is a duplicate; one beyond the next expected seq is
 held until the gap is filled (by a redelivery, a resume or a REST backfill), so the
 application sees each event exactly once, in seq order. The first event of a thread the
-client has never seen sets its starting point.
+client has never seen sets its starting point. A client that cannot fill gaps (one that
+does not reconnect, like the canary, whose job is to see them) passes them through:
+``hold_gaps=False`` hands over every new seq at once, still never a duplicate.
 """
 
 from __future__ import annotations
@@ -80,9 +82,10 @@ class ThreadCursor:
 class Inbound:
     """What the client hands to the application, per thread: each event once, in order."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, hold_gaps: bool = True) -> None:
         self.threads: dict[str, ThreadCursor] = {}
         self.duplicates = 0
+        self.hold_gaps = hold_gaps
 
     def follow(self, thread_id: str, epoch: str | None = None) -> ThreadCursor:
         cursor = self.threads.setdefault(thread_id, ThreadCursor())
@@ -94,21 +97,31 @@ class Inbound:
         """Take one received event; return the events now ready for the application."""
         thread_id, seq, epoch = str(event["thread_id"]), _seq(event), event.get("epoch")
         cursor = self.follow(thread_id, str(epoch) if epoch is not None else None)
-        if epoch is not None and epoch != cursor.epoch:
-            # The thread's log was lost and started again: its seqs count from 1 anew.
-            cursor.epoch, cursor.delivered = str(epoch), 0
-            cursor.held = {s: e for s, e in cursor.held.items() if e.get("epoch") == epoch}
+        if epoch is not None:
+            # A new epoch: the thread's log was lost and started again, seqs count from 1.
+            self.rebase(thread_id, str(epoch))
         if cursor.delivered is None:
             cursor.delivered = seq - 1
         if seq <= cursor.delivered or seq in cursor.held:
             self.duplicates += 1
             return []
+        if not self.hold_gaps:
+            cursor.delivered = seq
+            return [event]
         cursor.held[seq] = event
         ready: list[dict[str, object]] = []
         while cursor.delivered + 1 in cursor.held:
             cursor.delivered += 1
             ready.append(cursor.held.pop(cursor.delivered))
         return ready
+
+    def rebase(self, thread_id: str, epoch: str) -> None:
+        """The server says the thread's log is now ``epoch``; if that is news, its seqs
+        start again from 1 (what a REST backfill from 0 will bring)."""
+        cursor = self.follow(thread_id, epoch)
+        if cursor.epoch != epoch:
+            cursor.epoch, cursor.delivered = epoch, 0
+            cursor.held = {s: e for s, e in cursor.held.items() if e.get("epoch") == epoch}
 
     def ack_seq(self, thread_id: str) -> int:
         cursor = self.threads.get(thread_id)
