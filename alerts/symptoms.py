@@ -105,7 +105,7 @@ def symptoms(config: Config) -> list[Symptom]:  # noqa: PLR0915 - one entry per 
             NS + "P99 event-loop lag on {{ $labels.instance }} is "
             "{{ $value | humanizeDuration }} (threshold "
             f"{t['event_loop_lag_p99_seconds']:g}s); acks, heartbeats and sends all wait.",
-            "agent",
+            "overview",
         ),
         Symptom(
             "VigilMemoryNearLimit",

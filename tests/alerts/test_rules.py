@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -94,13 +95,33 @@ def test_every_alert_has_a_runbook_with_the_four_sections_and_no_runbook_is_orph
         assert -1 not in positions and positions == sorted(positions), name
 
 
-def test_every_runbook_diagnosis_names_a_dashboard_a_metric_a_log_event_and_a_trace():
+def panel_titles() -> set[str]:
+    """Titles of every panel of the committed dashboards (dashboards/*.json)."""
+    files = sorted((ROOT / "dashboards").glob("*.json"))
+    if not files:
+        pytest.fail("dashboards/*.json not found: the runbooks name their panels")
+    titles: set[str] = set()
+
+    def walk(panels: list[dict]) -> None:
+        for panel in panels:
+            titles.add(panel.get("title", ""))
+            walk(panel.get("panels", []))
+
+    for path in files:
+        walk(json.loads(path.read_text())["panels"])
+    return titles
+
+
+def test_every_runbook_diagnosis_names_a_dashboard_panel_a_metric_a_log_event_and_a_trace():
     titles = [dashboard.title for dashboard in load_config().dashboards.values()]
+    panels = panel_titles()
     for path in sorted((ALERTS / "runbooks").glob("*.md")):
         text = path.read_text()
-        diagnosis = text[text.find("## Diagnosis") : text.find("## Mitigation")]
+        diagnosis = " ".join(text[text.find("## Diagnosis") : text.find("## Mitigation")].split())
         assert any(title in diagnosis for title in titles), f"{path.name}: no dashboard"
-        assert re.search(r"\*\*[^*]+\*\*", diagnosis), f"{path.name}: no panel named"
+        named = re.findall(r"\*\*([^*]+)\*\*", diagnosis)
+        assert named, f"{path.name}: no panel named"
+        assert set(named) <= panels, f"{path.name}: no such panel {set(named) - panels}"
         assert re.search(r"`(vigil|up|gen_ai)[a-z_:]*[{`(]", diagnosis), f"{path.name}: no metric"
         for bullet in ("- Metric:", "- Logs:", "- Trace:"):
             assert bullet in diagnosis, f"{path.name}: no {bullet!r} line"
