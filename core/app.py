@@ -24,14 +24,16 @@ from core.agent.model import ModelProvider
 from core.agent.providers import build_provider
 from core.agent.runner import AgentRunner
 from core.agent.tools.registry import default_registry
-from core.api.rest import CLOSE_SERVICE_RESTART, router
+from core.api.rest import router
 from core.auth import Authenticator, AuthRefusal
 from core.db.database import Database
 from core.db.errors import DatabaseError
 from core.db.repository import Repository
 from core.delivery.redelivery import Redelivery, RetrySchedule
 from core.delivery.window import AckWindow
+from core.drain import drain
 from core.publisher import EventPublisher
+from core.replicas import attach_reaper, build_replica, remote_delivery, start_replica, stop_replica
 from core.services import Lifecycle, Services
 from core.settings import Settings
 from core.telemetry.logging import configure_logging, get_logger
@@ -44,7 +46,6 @@ from core.ws.hub import Hub
 
 log = get_logger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
-SHUTDOWN_GRACE_S = 20.0
 
 
 def build_services(
@@ -65,12 +66,23 @@ def build_services(
         **_pool_options(settings),
     )
     repository = Repository(database)
+    replica = build_replica(settings, database, metrics)
     hub = Hub()
     schedule = RetrySchedule(
         settings.ack_timeout_s, settings.ack_max_redeliveries, settings.ack_timeout_backoff
     )
     deliveries = Deliveries(redelivery=Redelivery(AckWindow(), schedule), hub=hub, metrics=metrics)
-    publisher = EventPublisher(repository=repository, deliveries=deliveries)
+    publisher = EventPublisher(
+        repository=repository, event_log=replica.event_log, deliveries=deliveries
+    )
+    attach_reaper(
+        replica,
+        settings,
+        database=database,
+        repository=repository,
+        publisher=publisher,
+        metrics=metrics,
+    )
     executor = Executor(
         per_user_limit=settings.max_runs_per_user, total_limit=settings.max_runs_total
     )
@@ -110,6 +122,7 @@ def build_services(
         tools=tools,
         circuit=circuit,
         runner=runner,
+        replica=replica,
         lifecycle=lifecycle,
     )
 
@@ -145,12 +158,16 @@ def create_app(
             asyncio.create_task(watch_loop_lag(services.metrics.loop_lag)),
             asyncio.create_task(services.deliveries.run()),
         ]
+        replica_tasks = await start_replica(
+            services.replica, remote_delivery(services.hub, services.deliveries)
+        )
         services.lifecycle.started = True
         log.info("backend_started", database=services.database.dialect)
         try:
             yield
         finally:
-            await _drain(services)
+            await drain(services, services.settings.shutdown_grace_s)
+            await stop_replica(services.replica, replica_tasks)
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
@@ -190,11 +207,3 @@ def create_app(
         excluded_urls="metrics,healthz,readyz,static",
     )
     return app
-
-
-async def _drain(services: Services) -> None:
-    """Readiness turns false, open sockets are told to reconnect elsewhere, runs finish."""
-    services.lifecycle.draining = True
-    for connection in services.hub.all():
-        connection.request_close(CLOSE_SERVICE_RESTART)
-    await services.executor.wait_all(SHUTDOWN_GRACE_S)

@@ -1,5 +1,6 @@
 """Emitting an agent event: sequence and persist it (the database is the source of truth),
-then hand it to the deliveries, which route it to the owner's connections and await its ack.
+append it to the event log (which carries it to the other replicas), then hand it to the
+deliveries, which route it to the owner's connections and await its ack.
 
 Appends to one thread are serialised here so every connection receives a thread's events
 in seq order."""
@@ -12,6 +13,7 @@ from typing import Any
 
 from core.agent.context import UserExecutionContext
 from core.db.repository import Repository
+from core.eventlog.base import EventLog
 from core.protocol import AgentEvent, EventType, utc_now
 from core.ws.delivery import Deliveries
 
@@ -23,9 +25,11 @@ class EventPublisher:
         self,
         *,
         repository: Repository,
+        event_log: EventLog,
         deliveries: Deliveries,
     ) -> None:
         self._repository = repository
+        self._event_log = event_log
         self._deliveries = deliveries
         self._locks = [asyncio.Lock() for _ in range(_LOCK_STRIPES)]
 
@@ -70,6 +74,8 @@ class EventPublisher:
                 created_at=ts,
             )
             event = AgentEvent.model_validate(envelope(seq, epoch))
+            # Never raises: a failing log is counted, and the event is still sent here.
+            await self._event_log.append(ctx.user_id, event)
             # Canary traffic stays out of the user SLIs (the sidecar measures it).
             self._deliveries.emitted(ctx.user_id, event, counted=not ctx.canary)
         return event

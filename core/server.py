@@ -1,17 +1,61 @@
-"""Running the backend under uvicorn, alone or with the sidecar beside it."""
+"""Running the backend under uvicorn, alone or with the sidecar beside it.
+
+SIGTERM drains before uvicorn stops listening (``DrainingServer``): while the runs in
+flight finish, the process still answers, so ``/readyz`` says 503 and a new handshake gets
+503 ``not_ready`` (a closed port would only say "connection refused"). A second SIGTERM,
+or SIGINT, stops at once (the app's shutdown still ends what remains with ``shutdown``).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
+import socket
 import subprocess
 import sys
+from types import FrameType
 
 import uvicorn
 
 from core.app import create_app
+from core.drain import drain
+from core.services import Services
 from core.settings import Settings
+from core.telemetry.logging import get_logger
+
+log = get_logger(__name__)
 
 SIDECAR_PORT = 9100
+
+
+class DrainingServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, services: Services) -> None:
+        super().__init__(config)
+        self._services = services
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._drain: asyncio.Task[None] | None = None
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if sig == signal.SIGTERM and self._drain is None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._begin_drain)
+            return
+        super().handle_exit(sig, frame)
+
+    def _begin_drain(self) -> None:
+        if self._drain is None:
+            self._drain = asyncio.create_task(self._drain_then_exit(), name="sigterm-drain")
+
+    async def _drain_then_exit(self) -> None:
+        log.warning("sigterm_received", grace_s=self._services.settings.shutdown_grace_s)
+        try:
+            await drain(self._services, self._services.settings.shutdown_grace_s)
+        finally:
+            self.should_exit = True
 
 
 def uvicorn_config(settings: Settings) -> uvicorn.Config:
@@ -29,12 +73,16 @@ def uvicorn_config(settings: Settings) -> uvicorn.Config:
         log_config=None,
         log_level="warning",
         access_log=False,
-        timeout_graceful_shutdown=30,
+        # After the drain (core.drain), what is left of open requests gets this long.
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 10,
     )
 
 
 def run_backend(settings: Settings) -> None:
-    uvicorn.Server(uvicorn_config(settings)).run()
+    config = uvicorn_config(settings)
+    app = config.app
+    services: Services = app.state.services  # type: ignore[union-attr]
+    DrainingServer(config, services).run()
 
 
 def run_with_sidecar(settings: Settings) -> None:

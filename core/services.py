@@ -16,6 +16,7 @@ from core.auth import Authenticator
 from core.db.database import Database
 from core.db.repository import Repository
 from core.publisher import EventPublisher
+from core.replicas import Replica
 from core.settings import Settings
 from core.telemetry.metrics import Metrics
 from core.telemetry.tracing import SpanBuffer
@@ -53,4 +54,5 @@ class Services:
     tools: ToolRegistry
     circuit: CircuitBreaker
     runner: AgentRunner
+    replica: Replica
     lifecycle: Lifecycle = field(default_factory=Lifecycle)

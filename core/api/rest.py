@@ -12,13 +12,12 @@ from pydantic import BaseModel, Field
 
 from core.auth import OPERATOR_ROLE, Identity, forbidden, issue_token, token_from_headers
 from core.db.errors import DatabaseError
+from core.drain import stop_accepting
 from core.services import Services
 from core.telemetry.logging import get_logger
 
 router = APIRouter()
 log = get_logger(__name__)
-# Clients reconnect at once, elsewhere, and resume (docs/protocol.md, close codes).
-CLOSE_SERVICE_RESTART = 1012
 READINESS_DB_TIMEOUT_S = 2.0
 
 
@@ -92,7 +91,7 @@ async def readyz(services: ServicesDep) -> JSONResponse:
             else "starting",
         },
         "database": await _database_check(services),
-        "event_log": {"ok": True, "backend": "in_process"},
+        "event_log": await services.replica.event_log.check(),
         "provider": {
             "ok": True,  # An open circuit degrades runs but is no reason to move traffic.
             "name": services.provider.name,
@@ -133,9 +132,7 @@ async def drain(request: DrainRequest, identity: Caller, services: ServicesDep) 
     if OPERATOR_ROLE not in identity.roles:
         raise forbidden("operator_role_required")
     log.warning("drain_requested", by=identity.user_id, reason=request.reason)
-    services.lifecycle.draining = True
-    for connection in services.hub.all():
-        connection.request_close(CLOSE_SERVICE_RESTART)
+    stop_accepting(services)
     return {"draining": True, "reason": request.reason}
 
 

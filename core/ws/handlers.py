@@ -10,6 +10,7 @@ from core.agent.context import UserExecutionContext
 from core.db.errors import DatabaseError
 from core.db.repository import ThreadRecord
 from core.delivery.resume import ReplayMerge
+from core.eventlog.replay import replay_events
 from core.protocol import (
     AckFrame,
     AgentEvent,
@@ -98,6 +99,8 @@ class FrameHandlers:
             client_msg_id=frame.id,
             text=frame.text,
             is_canary=self._conn.canary,
+            replica_id=self._s.replica.id,
+            lease_expires_at=self._s.replica.leases.expiry(),
         )
         self._accept(frame.id, run.thread_id, run.id, thread.epoch)
         if created:
@@ -149,7 +152,7 @@ class FrameHandlers:
         complete = False
         try:
             if merge.epoch_matches:
-                replayed, complete = await self._replay(frame.thread_id, frame.last_seq)
+                replayed, complete = await self._replay(thread, frame.last_seq)
         finally:
             self._conn.end_resume(frame.thread_id)
             merged = merge.finish(replayed, complete=complete)
@@ -166,13 +169,17 @@ class FrameHandlers:
         )
 
     async def _replay(
-        self, thread_id: str, after_seq: int
+        self, thread: ThreadRecord, after_seq: int
     ) -> tuple[list[tuple[int, AgentEvent]], bool]:
-        """The stored events after ``after_seq`` and whether that is all of them."""
-        records = await self._s.repository.list_events(
-            self._conn.user_id, thread_id, after_seq, RESUME_REPLAY_LIMIT
+        """The events after ``after_seq`` and whether that is all of them: from the event
+        log, or from the database when the log cannot vouch for the whole range."""
+        replay = await replay_events(
+            self._s.replica.event_log,
+            self._s.repository,
+            user_id=self._conn.user_id,
+            thread=thread,
+            after_seq=after_seq,
+            limit=RESUME_REPLAY_LIMIT,
         )
-        if records is None:
-            return [], False
-        events = [(record.seq, AgentEvent.model_validate(record.payload)) for record in records]
-        return events, len(events) < RESUME_REPLAY_LIMIT
+        self._s.replica.metrics.resume_sources.labels(replay.source).inc()
+        return [(event.seq, event) for event in replay.events], replay.complete

@@ -28,6 +28,10 @@ class Hub:
     def total(self) -> int:
         return sum(len(connections) for connections in self._by_user.values())
 
+    def followed(self, owner_user_id: str, thread_id: str) -> bool:
+        """Whether any connection of the owner here follows the thread."""
+        return any(c.follows(thread_id) for c in self._by_user.get(owner_user_id, ()))
+
     def all(self) -> list[Connection]:
         return [c for connections in self._by_user.values() for c in connections]
 
