@@ -10,6 +10,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from core.settings import Settings, SettingsError, load_settings
+from dashboards.push import grafana_app
 from sidecar.cli import canary as canary_command
 from sidecar.cli import sidecar as sidecar_command
 from sidecar.cli import slo_app
@@ -22,6 +23,7 @@ app.add_typer(db_app, name="db")
 app.command("sidecar")(sidecar_command)
 app.command("canary")(canary_command)
 app.add_typer(slo_app, name="slo")
+app.add_typer(grafana_app, name="grafana")
 
 _TTL = re.compile(r"^(\d+)\s*([smhd]?)$")
 _TTL_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
