@@ -9,6 +9,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from core.loadgen.command import loadgen as loadgen_command
 from core.settings import Settings, SettingsError, load_settings
 from dashboards.push import grafana_app
 from sidecar.cli import canary as canary_command
@@ -22,6 +23,7 @@ db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.command("sidecar")(sidecar_command)
 app.command("canary")(canary_command)
+app.command("loadgen")(loadgen_command)
 app.add_typer(slo_app, name="slo")
 app.add_typer(grafana_app, name="grafana")
 

@@ -1,0 +1,42 @@
+"""`vigil loadgen` against a real backend process: every run completes and is counted."""
+
+import json
+import subprocess
+import sys
+
+from tests.fixtures.servers import BackendProcess
+
+
+def test_loadgen_drives_concurrent_users_and_reports_json(live_backend: BackendProcess):
+    command = [sys.executable, "-m", "core", "loadgen", "--users", "4", "--runs", "3"]
+    command += ["--url", live_backend.ws_url, "--json", "--timeout", "20"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=90, check=False)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["users"] == 4
+    assert (summary["runs_completed"], summary["runs_not_completed"]) == (12, 0)
+    assert summary["errors"] == {}
+    # The offline agent sends at least started, thinking and completed for each run.
+    assert summary["events"] >= 12 * 3
+    assert summary["run_latency_ms"]["count"] == 12
+    assert summary["delivery_latency_ms"]["count"] == summary["events"]
+    assert summary["run_latency_ms"]["p50"] <= summary["run_latency_ms"]["max"]
+
+
+def test_loadgen_names_each_kind_of_error(live_backend: BackendProcess):
+    """A backend that refuses every connection shows up as errors, not as silence."""
+    command = [sys.executable, "-m", "core", "loadgen", "--users", "2", "--runs", "1"]
+    command += ["--url", live_backend.ws_url, "--json"]
+    env = {"VIGIL_JWT_SECRET": "a-different-secret-than-the-backend-uses-0123456789"}
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=60, check=False, env=_env(env)
+    )
+    assert done.returncode == 1
+    summary = json.loads(done.stdout)
+    assert summary["errors"] == {"handshake_refused:invalid_signature": 2}
+
+
+def _env(extra: dict[str, str]) -> dict[str, str]:
+    import os
+
+    return {**os.environ, **extra}
