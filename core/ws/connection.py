@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Coroutine
+from typing import Any
 
 from pydantic import BaseModel
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -17,6 +19,9 @@ from core.telemetry.metrics import Metrics
 log = get_logger(__name__)
 
 CLOSE_SLOW_CONSUMER = 4409
+# Once a close is requested, a send (or the close itself) that the peer does not let through
+# within this time is abandoned: a client that stops reading cannot hold the writer forever.
+CLOSE_GRACE_S = 1.0
 
 
 class Connection:
@@ -29,6 +34,7 @@ class Connection:
         canary: bool,
         metrics: Metrics,
         max_queue_bytes: int,
+        close_grace_s: float = CLOSE_GRACE_S,
     ) -> None:
         self.websocket = websocket
         self.id = connection_id
@@ -36,6 +42,9 @@ class Connection:
         self.canary = canary
         self._metrics = metrics
         self._max_queue_bytes = max_queue_bytes
+        self._close_grace_s = close_grace_s
+        self._closing = asyncio.Event()
+        self.abandoned = False
         self._queue: asyncio.Queue[str | None] = asyncio.Queue()
         self._queued_bytes = 0
         self._following: set[str] = set()
@@ -92,8 +101,12 @@ class Connection:
             return
         size = len(payload)
         if self._queued_bytes + size > self._max_queue_bytes:
-            # The client does not read; its events wait in the log for its resume.
+            # The client does not read; its events wait in the log for its resume. What is
+            # queued will never be read: free it now.
             log.warning("slow_consumer_closed", connection_id=self.id, queued=self._queued_bytes)
+            while not self._queue.empty():
+                self._queue.get_nowait()
+            self._queued_bytes = 0
             self.request_close(CLOSE_SLOW_CONSUMER)
             return
         self._queued_bytes += size
@@ -102,6 +115,7 @@ class Connection:
     def request_close(self, code: int) -> None:
         if self.close_code is None:
             self.close_code = code
+            self._closing.set()
             self._queue.put_nowait(None)
 
     def peer_closed(self, code: int) -> None:
@@ -116,12 +130,34 @@ class Connection:
             if payload is None:
                 break
             self._queued_bytes -= len(payload)
-            try:
-                await self.websocket.send_text(payload)
-            except (WebSocketDisconnect, RuntimeError, OSError):
-                # The peer went away mid-send; the reader sees the disconnect and cleans up.
+            if not await self._within_grace(self.websocket.send_text(payload)):
                 break
-        if self.close_code is not None and not self._peer_closed:
-            with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
-                await self.websocket.close(self.close_code)
+        if self.close_code is not None and not self._peer_closed and not self.abandoned:
+            await self._within_grace(self.websocket.close(self.close_code))
         self.closed.set()
+
+    async def _within_grace(self, operation: Coroutine[Any, Any, None]) -> bool:
+        """Run one send; False if the peer went away, or if a close was requested and the
+        peer still did not take the frame within the close grace (then it is abandoned)."""
+        task = asyncio.ensure_future(operation)
+        closing = asyncio.ensure_future(self._closing.wait())
+        try:
+            await asyncio.wait({task, closing}, return_when=asyncio.FIRST_COMPLETED)
+            if not task.done():
+                await asyncio.wait({task}, timeout=self._close_grace_s)
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                self.abandoned = True
+                log.warning("send_abandoned", connection_id=self.id, code=self.close_code)
+                return False
+            task.result()
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            # The peer went away mid-send; the reader sees the disconnect and cleans up.
+            return False
+        finally:
+            closing.cancel()
+            if not task.done():  # the writer itself was cancelled
+                task.cancel()
+        return True
