@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard as db
-from grafana_foundation_sdk.models.dashboard import ValueMap, ValueMappingResult
+from grafana_foundation_sdk.models.dashboard import (
+    DashboardRangeMapOptions,
+    RangeMap,
+    ValueMap,
+    ValueMappingResult,
+)
 
 from alerts.config import Config
 from dashboards.common import SIDECAR, dashboard, graph, panel_link, q, single, thresholds
@@ -12,6 +17,8 @@ from sidecar.metrics import MEMORY_STATES
 S = SIDECAR
 RATE = "[$__rate_interval]"
 ZERO = " or on() vector(0)"
+# Projections this far out (+Inf included) read "never": no limit, or no growth.
+NEVER = 1e18
 
 
 def build(config: Config) -> db.Dashboard:
@@ -30,6 +37,7 @@ def build(config: Config) -> db.Dashboard:
             "none",
             q(f"min by (probe) (vigil_probe_up{{{S}}})", "{{probe}}", instant=True),
             span=8,
+            height=8,
             steps=thresholds((None, "red"), (1, "green")),
         ).mappings(
             [
@@ -112,6 +120,7 @@ def build(config: Config) -> db.Dashboard:
             "none",
             q(_state_index(), "{{instance}}", instant=True),
             span=6,
+            height=8,
         ).mappings(
             [ValueMap(options={str(i): result for i, result in enumerate(state_options.values())})]
         )
@@ -127,7 +136,43 @@ def _state_index() -> str:
     )
 
 
+def _time_to_limit() -> str:
+    """The sidecar's projection; +Inf (never) when there is no limit or RSS is not growing.
+
+    Absent only while a limit exists and the trend is not known yet (the first minute)."""
+    rss = f'max without (kind) (vigil_target_memory_bytes{{{S}, kind="rss"}})'
+    return (
+        f"vigil_target_memory_seconds_to_limit{{{S}}}\n"
+        f"or on (instance) (vigil_target_memory_growth_bytes_per_second{{{S}}} * 0 + Inf)\n"
+        f"or on (instance) (({rss} * 0 + Inf) unless on (instance) "
+        f"vigil_target_memory_limit_bytes{{{S}}})"
+    )
+
+
 def _memory(board: db.Dashboard) -> db.Dashboard:
+    board = board.with_panel(
+        single(
+            "Time to limit",
+            "Projected time until the backend's RSS reaches its limit at the current growth "
+            "(vigil_target_memory_seconds_to_limit). Never: no memory limit, or RSS is not "
+            "growing. No data: a limit exists but the trend needs 10 samples over 60 s first.",
+            "s",
+            q(_time_to_limit(), "{{instance}}", instant=True),
+            span=6,
+            height=8,
+            steps=thresholds((None, "red"), (900, "orange"), (7200, "green")),
+        ).mappings(
+            [
+                RangeMap(
+                    options=DashboardRangeMapOptions(
+                        from_val=NEVER,
+                        to=None,
+                        result=ValueMappingResult(text="never", color="green", index=0),
+                    )
+                )
+            ]
+        )
+    )
     board = board.with_panel(
         graph(
             "Memory against limit",
@@ -139,7 +184,7 @@ def _memory(board: db.Dashboard) -> db.Dashboard:
                 f'label_replace(vigil_target_memory_limit_bytes{{{S}}}, "kind", "limit", "", "")',
                 "{{kind}} {{instance}}",
             ),
-            span=18,
+            span=12,
         )
     )
     board = board.with_panel(
@@ -150,19 +195,9 @@ def _memory(board: db.Dashboard) -> db.Dashboard:
             "Warning at 16 KiB/s.",
             "Bps",
             q(f"vigil_target_memory_growth_bytes_per_second{{{S}}}", "{{instance}}"),
+            span=24,
             min_value=None,
             steps=thresholds((None, "green"), (16384, "orange"), (1048576, "red")),
-        )
-    )
-    board = board.with_panel(
-        graph(
-            "Time to limit",
-            "Projected time until RSS reaches the limit at the current growth "
-            "(vigil_target_memory_seconds_to_limit); absent without a limit or without growth, "
-            "which means never at the current trend.",
-            "s",
-            q(f"vigil_target_memory_seconds_to_limit{{{S}}}", "{{instance}}"),
-            steps=thresholds((None, "red"), (900, "orange"), (7200, "green")),
         )
     )
     board = board.with_row(db.Row("Sidecar health"))

@@ -190,14 +190,15 @@ def _panel(config: Config, criterion: Criterion) -> stat.Panel:
         steps=thresholds(*first.steps) if first else None,
     )
     for index, figure in enumerate(criterion.figures):
-        panel = panel.override_by_query(
-            chr(ord("A") + index),
-            [
-                DynamicConfigValue("unit", figure.unit),
-                DynamicConfigValue("color", {"mode": "thresholds"}),
-                DynamicConfigValue("thresholds", thresholds(*figure.steps).build()),
-            ],
-        )
+        properties = [
+            DynamicConfigValue("unit", figure.unit),
+            DynamicConfigValue("color", {"mode": "thresholds"}),
+            DynamicConfigValue("thresholds", thresholds(*figure.steps).build()),
+        ]
+        if figure.unit == "short":
+            # Counts: increase() extrapolates to the window's edges; show whole events.
+            properties.append(DynamicConfigValue("decimals", 0))
+        panel = panel.override_by_query(chr(ord("A") + index), properties)
     verdict_ref = chr(ord("A") + len(criterion.figures))
     panel = panel.override_by_query(verdict_ref, verdict_override(verdict_ref))
     if criterion.figures and criterion.figures[0].unit == "bytes":
