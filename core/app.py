@@ -33,7 +33,14 @@ from core.delivery.redelivery import Redelivery, RetrySchedule
 from core.delivery.window import AckWindow
 from core.drain import drain
 from core.publisher import EventPublisher
-from core.replicas import attach_reaper, build_replica, remote_delivery, start_replica, stop_replica
+from core.replicas import (
+    attach_reaper,
+    build_replica,
+    remote_ack,
+    remote_delivery,
+    start_replica,
+    stop_replica,
+)
 from core.services import Lifecycle, Services
 from core.settings import Settings
 from core.telemetry.logging import configure_logging, get_logger
@@ -159,7 +166,9 @@ def create_app(
             asyncio.create_task(services.deliveries.run()),
         ]
         replica_tasks = await start_replica(
-            services.replica, remote_delivery(services.hub, services.deliveries)
+            services.replica,
+            remote_delivery(services.hub, services.deliveries),
+            remote_ack(services.deliveries),
         )
         services.lifecycle.started = True
         log.info("backend_started", database=services.database.dialect)

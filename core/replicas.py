@@ -16,7 +16,7 @@ from core.db.database import Database
 from core.db.leases import LeaseRepository
 from core.db.repository import Repository
 from core.eventlog import EventLog, build_event_log
-from core.eventlog.base import Deliver
+from core.eventlog.base import Deliver, OnAck
 from core.leases import LeaseKeeper, OrphanReaper, new_replica_id
 from core.protocol import AgentEvent
 from core.publisher import EventPublisher
@@ -89,8 +89,20 @@ def remote_delivery(hub: Hub, deliveries: Deliveries) -> Deliver:
     return deliver
 
 
-async def start_replica(replica: Replica, deliver: Deliver) -> list[asyncio.Task[None]]:
-    await replica.event_log.start(deliver)
+def remote_ack(deliveries: Deliveries) -> OnAck:
+    """An ack a client sent to another replica retires what this replica emitted (and
+    counts it, since this replica counted the emission)."""
+
+    def on_ack(thread_id: str, seq: int) -> None:
+        deliveries.acked(thread_id, seq)
+
+    return on_ack
+
+
+async def start_replica(
+    replica: Replica, deliver: Deliver, on_ack: OnAck
+) -> list[asyncio.Task[None]]:
+    await replica.event_log.start(deliver, on_ack)
     tasks = [asyncio.create_task(replica.leases.run(), name="lease-keeper")]
     if replica.reaper is not None:
         tasks.append(asyncio.create_task(replica.reaper.run(), name="orphan-reaper"))

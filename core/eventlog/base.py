@@ -22,6 +22,8 @@ from core.protocol import AgentEvent
 
 # Called with (owner user id, event) for every event appended by another replica.
 Deliver = Callable[[str, AgentEvent], None]
+# Called with (thread id, seq) for every cumulative ack another replica received.
+OnAck = Callable[[str, int], None]
 # Called with (backend, operation) when the log fails; the app counts it.
 OnError = Callable[[str, str], None]
 
@@ -60,12 +62,17 @@ class EventLog(Protocol):
 
     backend: str
 
-    async def start(self, deliver: Deliver) -> None:
-        """Begin fan-out: ``deliver`` gets every event appended by other replicas."""
+    async def start(self, deliver: Deliver, on_ack: OnAck) -> None:
+        """Begin fan-out: ``deliver`` gets every event appended by other replicas, and
+        ``on_ack`` every ack their clients sent (the emitting replica counts it)."""
 
     async def append(self, user_id: str, event: AgentEvent) -> bool:
         """Add an event the database has already stored; ``False`` if the log failed
         (logged and counted). Appends of one thread come in seq order."""
+
+    async def acked(self, thread_id: str, seq: int) -> None:
+        """Tell the other replicas a client acked the thread up to ``seq`` (the caller has
+        checked the ack). Never raises."""
 
     async def read(self, thread_id: str, epoch: str, after_seq: int, limit: int) -> LogRead:
         """Up to ``limit`` events of the thread after ``after_seq``. Never raises."""

@@ -6,7 +6,7 @@ Each thread keeps its newest ``max_events`` events (a deque), and the log keeps 
 whose epoch changes starts over: the old events belong to a log that was lost.
 
 There is no other replica to fan out to: the publisher sends to the local connections
-itself, so ``start`` has nothing to do.
+itself and acks arrive here, so ``start`` and ``acked`` have nothing to do.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.eventlog.base import MISSING, Deliver, LogRead, contiguous
+from core.eventlog.base import MISSING, Deliver, LogRead, OnAck, contiguous
 from core.protocol import AgentEvent
 
 
@@ -44,7 +44,10 @@ class InProcessEventLog:
         self._clock = clock
         self._threads: OrderedDict[str, _ThreadLog] = OrderedDict()
 
-    async def start(self, deliver: Deliver) -> None:
+    async def start(self, deliver: Deliver, on_ack: OnAck) -> None:
+        return None
+
+    async def acked(self, thread_id: str, seq: int) -> None:
         return None
 
     async def append(self, user_id: str, event: AgentEvent) -> bool:

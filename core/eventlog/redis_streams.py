@@ -27,8 +27,10 @@ append, which Redis runs atomically (no other command interleaves):
 Fan-out: every replica subscribes to ``<prefix>events`` and hands each message from
 another replica (``origin`` differs) to its local hub, which sends it to the owner's
 connections that follow the thread. The emitting replica sends to its own connections
-directly. A replica that loses the subscription resubscribes with backoff; what its
-connections missed meanwhile stays in the log and the database for their resume.
+directly. Acks travel back on ``<prefix>acks``: the replica that emitted an event tracks
+its ack (and counts it in the delivery SLI) even when its client acked on another replica.
+A replica that loses the subscription resubscribes with backoff; what its connections
+missed meanwhile stays in the log and the database for their resume.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from typing import Any
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from core.eventlog.base import MISSING, Deliver, LogRead, OnError, contiguous
+from core.eventlog.base import MISSING, Deliver, LogRead, OnAck, OnError, contiguous
 from core.protocol import AgentEvent
 from core.telemetry.logging import get_logger
 
@@ -116,6 +118,7 @@ class RedisStreamEventLog:
         )
         self._append = self._client.register_script(APPEND_SCRIPT)
         self.channel = f"{prefix}events"
+        self.ack_channel = f"{prefix}acks"
         self._listener: asyncio.Task[None] | None = None
         self.subscribed = asyncio.Event()
 
@@ -125,8 +128,15 @@ class RedisStreamEventLog:
     def meta_key(self, thread_id: str) -> str:
         return f"{self._prefix}meta:{{{thread_id}}}"
 
-    async def start(self, deliver: Deliver) -> None:
-        self._listener = asyncio.create_task(self._listen(deliver), name="eventlog-fanout")
+    async def start(self, deliver: Deliver, on_ack: OnAck) -> None:
+        self._listener = asyncio.create_task(self._listen(deliver, on_ack), name="eventlog-fanout")
+
+    async def acked(self, thread_id: str, seq: int) -> None:
+        message = json.dumps({"origin": self._replica_id, "thread_id": thread_id, "seq": seq})
+        try:
+            await self._client.publish(self.ack_channel, message)
+        except (RedisError, OSError) as exc:
+            self._failed("ack", exc, thread_id=thread_id, seq=seq)
 
     async def append(self, user_id: str, event: AgentEvent) -> bool:
         payload = event.model_dump_json()
@@ -194,8 +204,9 @@ class RedisStreamEventLog:
                 await self._listener
         await self._client.aclose()
 
-    async def _listen(self, deliver: Deliver) -> None:
-        """Hand other replicas' events to ``deliver``; resubscribe after any failure."""
+    async def _listen(self, deliver: Deliver, on_ack: OnAck) -> None:
+        """Hand other replicas' events to ``deliver`` and their acks to ``on_ack``;
+        resubscribe after any failure."""
         failures = 0
         subscriber = redis.Redis.from_url(
             self._url, socket_connect_timeout=REDIS_TIMEOUT_S, health_check_interval=10
@@ -204,12 +215,16 @@ class RedisStreamEventLog:
             while True:
                 pubsub = subscriber.pubsub(ignore_subscribe_messages=True)
                 try:
-                    await pubsub.subscribe(self.channel)
+                    await pubsub.subscribe(self.channel, self.ack_channel)
                     self.subscribed.set()
                     failures = 0
                     while True:
                         message = await pubsub.get_message(timeout=1.0)
-                        if message is not None:
+                        if message is None:
+                            continue
+                        if message["channel"] == self.ack_channel.encode():
+                            self._route_ack(message["data"], on_ack)
+                        else:
                             self._route(message["data"], deliver)
                 except (RedisError, OSError) as exc:
                     self.subscribed.clear()
@@ -238,6 +253,20 @@ class RedisStreamEventLog:
             deliver(user_id, event)
         except Exception as exc:  # noqa: BLE001 - one bad delivery must not end the fan-out
             self._failed("deliver", exc, thread_id=event.thread_id, seq=event.seq)
+
+    def _route_ack(self, data: bytes, on_ack: OnAck) -> None:
+        try:
+            message = json.loads(data)
+            if message["origin"] == self._replica_id:
+                return
+            thread_id, seq = str(message["thread_id"]), int(message["seq"])
+        except (ValueError, KeyError, TypeError) as exc:
+            self._failed("decode", exc)
+            return
+        try:
+            on_ack(thread_id, seq)
+        except Exception as exc:  # noqa: BLE001 - one bad ack must not end the fan-out
+            self._failed("deliver_ack", exc, thread_id=thread_id, seq=seq)
 
     def _failed(self, operation: str, exc: BaseException, **context: Any) -> None:
         self._on_error(self.backend, operation)

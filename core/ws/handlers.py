@@ -139,6 +139,8 @@ class FrameHandlers:
         if frame.seq > last_seq:
             raise FrameError("invalid_field", f"seq {frame.seq} was never sent on this thread")
         deliveries.acked(frame.thread_id, frame.seq)
+        # The replica that emitted the events may be another one: it retires and counts them.
+        await self._s.replica.event_log.acked(frame.thread_id, frame.seq)
 
     async def _resume(self, frame: ResumeFrame) -> None:
         thread = await self._owned_thread(frame.thread_id)

@@ -111,12 +111,28 @@ async def resume(client: VigilClient, thread_id: str, epoch: str, last_seq: int)
 
 
 async def metric(backend: BackendProcess, name: str) -> float:
+    """One sample (``name`` with its labels, as exposed), or the sum of a family's samples."""
     async with httpx.AsyncClient() as http:
         text = (await http.get(f"{backend.base_url}/metrics", timeout=5)).text
-    for line in text.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            return float(line.rsplit(" ", 1)[1])
-    raise AssertionError(f"{name} is not exposed")
+    values = [
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith((name + " ", name + "{"))
+    ]
+    if not values:
+        raise AssertionError(f"{name} is not exposed")
+    return sum(values)
+
+
+async def all_acked(backend: BackendProcess) -> tuple[float, float]:
+    """Wait until the replica counts as acked every event it emitted; (emitted, acked)."""
+    for _ in range(int(DEADLINE_S / 0.2)):
+        emitted = await metric(backend, "vigil_events_emitted_total")
+        acked = await metric(backend, "vigil_events_acked_total")
+        if emitted > 0 and acked == emitted:
+            break
+        await asyncio.sleep(0.2)
+    return emitted, acked
 
 
 async def test_a_client_cut_off_from_one_replica_resumes_on_the_other_without_loss(
@@ -141,6 +157,9 @@ async def test_a_client_cut_off_from_one_replica_resumes_on_the_other_without_lo
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     assert events[-1]["data"]["status"] == "completed"
     assert await metric(b, 'vigil_resume_replays_total{source="log"}') == 1
+    # A emitted every event; the client acked most of them on B, and A counts those acks.
+    emitted, acked = await all_acked(a)
+    assert emitted == acked == len(events)
 
 
 async def test_a_killed_replicas_run_is_ended_with_replica_lost_by_the_other(

@@ -17,6 +17,14 @@ pytestmark = pytest.mark.redis
 MakeLog = Callable[..., Awaitable[RedisStreamEventLog]]
 
 
+def ignore_ack(thread_id: str, seq: int) -> None:
+    return None
+
+
+def ignore_event(user_id: str, event: AgentEvent) -> None:
+    return None
+
+
 @pytest.fixture
 async def raw(redis_url: str) -> AsyncIterator[redis.Redis]:
     client = redis.Redis.from_url(redis_url)
@@ -146,8 +154,8 @@ async def test_events_fan_out_to_the_other_replicas_and_not_back_to_their_origin
     first, second = await make_log(), await make_log()
     got_first: asyncio.Queue[tuple[str, AgentEvent]] = asyncio.Queue()
     got_second: asyncio.Queue[tuple[str, AgentEvent]] = asyncio.Queue()
-    await first.start(lambda user, e: got_first.put_nowait((user, e)))
-    await second.start(lambda user, e: got_second.put_nowait((user, e)))
+    await first.start(lambda user, e: got_first.put_nowait((user, e)), ignore_ack)
+    await second.start(lambda user, e: got_second.put_nowait((user, e)), ignore_ack)
     await asyncio.wait_for(first.subscribed.wait(), 10)
     await asyncio.wait_for(second.subscribed.wait(), 10)
 
@@ -160,6 +168,24 @@ async def test_events_fan_out_to_the_other_replicas_and_not_back_to_their_origin
     user, received = await asyncio.wait_for(got_first.get(), 10)
     assert (user, received.thread_id) == ("bob", "t2")
     assert got_first.empty() and got_second.empty()
+
+
+async def test_acks_reach_the_other_replicas_and_not_back_to_their_origin(make_log):
+    first, second = await make_log(), await make_log()
+    acks_first: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+    acks_second: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+    await first.start(ignore_event, lambda thread, seq: acks_first.put_nowait((thread, seq)))
+    await second.start(ignore_event, lambda thread, seq: acks_second.put_nowait((thread, seq)))
+    await asyncio.wait_for(first.subscribed.wait(), 10)
+    await asyncio.wait_for(second.subscribed.wait(), 10)
+
+    # The first replica's own ack comes first on its subscription: were it not skipped,
+    # it would be the first thing the first replica gets.
+    await first.acked("t2", 3)
+    await second.acked("t1", 7)
+
+    assert await asyncio.wait_for(acks_first.get(), 10) == ("t1", 7)
+    assert await asyncio.wait_for(acks_second.get(), 10) == ("t2", 3)
 
 
 async def test_an_unreachable_redis_is_reported_counted_and_never_raised(make_log, closed_port):
