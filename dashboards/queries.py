@@ -22,8 +22,10 @@ from dashboards.common import ALL, job_of
 DIR = ROOT / "dashboards"
 KEYWORDS = frozenset(
     {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or"}
-    | {"unless", "offset", "inf", "nan", "atan2"}
+    | {"unless", "offset", "atan2"}
 )
+# Number literals, in any case (Inf, +inf, NaN).
+NUMBERS = frozenset({"inf", "nan"})
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 _BRACES = re.compile(r"\{[^{}]*\}")
 _BRACKETS = re.compile(r"\[[^\]]*\]")
@@ -108,7 +110,8 @@ def metric_names(expr: str) -> set[str]:
     names: set[str] = set()
     for match in _NAME.finditer(text):
         rest = text[match.end() :].lstrip()
-        if rest.startswith("(") or match.group(0) in KEYWORDS:
+        name = match.group(0)
+        if rest.startswith("(") or name in KEYWORDS or name.lower() in NUMBERS:
             continue
-        names.add(match.group(0))
+        names.add(name)
     return names

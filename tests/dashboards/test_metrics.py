@@ -55,9 +55,9 @@ def test_metric_names_are_read_from_selectors_not_from_functions_labels_or_strin
     expr = (
         'histogram_quantile(0.95, sum by (le, phase) (rate(a_bucket{job=~"$job", x="b_c"}[5m])))'
         ' / on() group_left (z) vector(1e-9) or label_replace(c:d{k="v"}, "kind", "e", "", "")'
-        " > bool 0.99"
+        " > bool 0.99 or on (i) (f * 0 + Inf) or NaN"
     )
-    assert metric_names(expr) == {"a_bucket", "c:d"}
+    assert metric_names(expr) == {"a_bucket", "c:d", "f"}
 
 
 def test_the_name_check_knows_the_contract_and_the_recording_rules():
