@@ -1,13 +1,12 @@
-"""The project's Python client for the v1 protocol (used by the canary, the load generator
-and the tests): authenticates in the handshake, hands each thread's events to the
-application exactly once and in seq order (duplicates dropped, gaps held until filled),
-acks them, and answers pings.
+"""``VigilClient``: one logical session over the v1 protocol. It hands each thread's events
+to the application exactly once and in seq order (duplicates dropped; with ``Reconnect``,
+events past a gap held until it is filled), acks them and answers pings.
 
-With ``reconnect=Reconnect(...)`` it also survives a lost connection, following the
-close-code table of PROTOCOL.md: it comes back with exponential backoff and full jitter
-(at once after 1012), resumes every thread it follows from the last seq it handed over,
-and when a resume cannot recover, backfills the thread over REST. Without it, a closed
-connection ends the client, as the canary wants.
+With ``reconnect=Reconnect(...)`` it survives a lost connection, following the close-code
+table of PROTOCOL.md: it comes back with exponential backoff and full jitter (at once after
+1012), resumes every thread it follows from the last seq it handed over, and when a resume
+cannot recover, backfills the thread over REST. Without it, a closed connection ends the
+client, which is what the canary wants to see.
 """
 
 from __future__ import annotations
@@ -22,13 +21,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from core.client.backfill import stored_events
+from core.client.handshake import Endpoint, HandshakeRefused, handshake
 from core.delivery.reconnect import Backoff, Next, after_close, after_refusal
 from core.delivery.resume import Inbound
 
-SUBPROTOCOL = "vigil.v1"
 EVENT_TYPES = frozenset(
     {
         "agent_started",
@@ -39,19 +39,6 @@ EVENT_TYPES = frozenset(
         "agent_error",
     }
 )
-BACKFILL_PAGE = 1000
-
-__all__ = ["ConnectionClosed", "HandshakeRefused", "Reconnect", "RunResult", "VigilClient"]
-
-
-class HandshakeRefused(Exception):
-    """The server answered the handshake with an HTTP refusal."""
-
-    def __init__(self, status: int, reason: str, body: dict[str, Any] | None = None) -> None:
-        super().__init__(f"handshake refused: HTTP {status} {reason}")
-        self.status = status
-        self.reason = reason
-        self.body = body or {}
 
 
 @dataclass(frozen=True)
@@ -79,26 +66,13 @@ class RunResult:
         return self.events[-1]
 
 
-@dataclass(frozen=True)
-class _Endpoint:
-    ws_url: str
-    token: str
-    open_timeout: float
-    via_header: bool
-
-    @property
-    def http_url(self) -> str:
-        base = self.ws_url.replace("wss://", "https://").replace("ws://", "http://")
-        return base.removesuffix("/ws")
-
-
 class VigilClient:
     def __init__(
         self,
         websocket: ClientConnection,
         ready: dict[str, Any],
         *,
-        endpoint: _Endpoint | None = None,
+        endpoint: Endpoint | None = None,
         reconnect: Reconnect | None = None,
     ) -> None:
         self.websocket = websocket
@@ -150,8 +124,8 @@ class VigilClient:
         via_header: bool = False,
         reconnect: Reconnect | None = None,
     ) -> VigilClient:
-        endpoint = _Endpoint(ws_url, token, open_timeout, via_header)
-        websocket, ready = await _handshake(endpoint, token)
+        endpoint = Endpoint(ws_url, token, open_timeout, via_header)
+        websocket, ready = await handshake(endpoint, token)
         return cls(websocket, ready, endpoint=endpoint, reconnect=reconnect)
 
     # --- reading -------------------------------------------------------------------------
@@ -208,18 +182,14 @@ class VigilClient:
         """Fetch the thread's stored events after the last one handed over (the source of
         truth when a resume cannot recover)."""
         assert self._endpoint is not None
-        headers = {"Authorization": f"Bearer {self._token()}"}
-        url = f"{self._endpoint.http_url}/api/threads/{thread_id}/events"
-        async with httpx.AsyncClient(headers=headers, timeout=self._endpoint.open_timeout) as http:
-            while True:
-                after = self.inbound.ack_seq(thread_id)
-                response = await http.get(url, params={"after_seq": after, "limit": BACKFILL_PAGE})
-                response.raise_for_status()
-                events = response.json()["events"]
-                self.backfilled += len(events)
-                await self._on_events(events)
-                if len(events) < BACKFILL_PAGE or self.inbound.ack_seq(thread_id) == after:
-                    return
+        after = self.inbound.ack_seq(thread_id)
+        timeout = self._endpoint.open_timeout
+        pages = stored_events(
+            self._endpoint.http_url, self._token(), thread_id, after, timeout=timeout
+        )
+        async for events in pages:
+            self.backfilled += len(events)
+            await self._on_events(events)
 
     # --- reconnecting --------------------------------------------------------------------
 
@@ -238,7 +208,7 @@ class VigilClient:
                 await policy.sleep(policy.backoff.delay(attempt, policy.rng))
             attempt += 1
             try:
-                self.websocket, self.ready = await _handshake(self._endpoint, self._token())
+                self.websocket, self.ready = await handshake(self._endpoint, self._token())
             except HandshakeRefused as refusal:
                 refused = after_refusal(refusal.status)
                 if refused is Next.STOP or (refused is Next.REFRESH_TOKEN and not policy.token):
@@ -328,37 +298,3 @@ class VigilClient:
             self._reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._reader
-
-
-async def _handshake(endpoint: _Endpoint, token: str) -> tuple[ClientConnection, dict[str, Any]]:
-    if endpoint.via_header:
-        options: dict[str, Any] = {
-            "subprotocols": [SUBPROTOCOL],
-            "additional_headers": {"Authorization": f"Bearer {token}"},
-        }
-    else:
-        options = {"subprotocols": [SUBPROTOCOL, f"bearer.{token}"]}
-    try:
-        websocket = await connect(
-            endpoint.ws_url,
-            open_timeout=endpoint.open_timeout,
-            max_size=2**22,
-            ping_interval=None,
-            **options,
-        )
-    except InvalidStatus as exc:
-        raise _refusal(exc) from exc
-    ready = json.loads(await asyncio.wait_for(websocket.recv(), endpoint.open_timeout))
-    if ready.get("type") != "connection_ready":
-        await websocket.close()
-        raise ConnectionError(f"expected connection_ready, got {ready.get('type')!r}")
-    return websocket, ready
-
-
-def _refusal(exc: InvalidStatus) -> HandshakeRefused:
-    status = exc.response.status_code
-    try:
-        body = json.loads(exc.response.body or b"{}")
-    except json.JSONDecodeError:
-        body = {}
-    return HandshakeRefused(status, str(body.get("reason", "unknown")), body)

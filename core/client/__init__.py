@@ -1,0 +1,24 @@
+"""The project's Python client for the v1 protocol (used by the canary, the load generator
+and the tests).
+
+- ``session``: ``VigilClient``, one logical session: events handed to the application
+  exactly once and in seq order, acked, pings answered; with ``Reconnect``, it survives
+  lost connections (backoff with full jitter, resume, REST backfill).
+- ``handshake``: opening one authenticated socket, and ``HandshakeRefused``.
+- ``backfill``: reading a thread's stored events over REST.
+"""
+
+from websockets.exceptions import ConnectionClosed
+
+from core.client.handshake import SUBPROTOCOL, HandshakeRefused
+from core.client.session import EVENT_TYPES, Reconnect, RunResult, VigilClient
+
+__all__ = [
+    "EVENT_TYPES",
+    "SUBPROTOCOL",
+    "ConnectionClosed",
+    "HandshakeRefused",
+    "Reconnect",
+    "RunResult",
+    "VigilClient",
+]
