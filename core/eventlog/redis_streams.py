@@ -171,7 +171,11 @@ class RedisStreamEventLog:
             return MISSING
         if stored_epoch is None or stored_epoch.decode() != epoch:
             return MISSING
-        events = [AgentEvent.model_validate_json(fields[b"event"]) for _, fields in entries]
+        try:
+            events = [AgentEvent.model_validate_json(fields[b"event"]) for _, fields in entries]
+        except (ValueError, KeyError) as exc:
+            self._failed("decode", exc, thread_id=thread_id)
+            return MISSING
         newest = events[-1].seq if events else after_seq
         complete = (
             len(events) <= limit
