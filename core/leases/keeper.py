@@ -58,3 +58,6 @@ class LeaseKeeper:
             except DatabaseError as exc:
                 self._metrics.lease_renewals.labels("failed").inc()
                 log.warning("lease_renewal_failed", category=exc.category)
+            except Exception:  # noqa: BLE001 - a dead keeper would hand our runs to others
+                self._metrics.lease_renewals.labels("failed").inc()
+                log.exception("lease_renewal_crashed")

@@ -83,6 +83,9 @@ class OrphanReaper:
                 await self.sweep()
             except DatabaseError as exc:
                 log.warning("orphan_sweep_failed", category=exc.category)
+            except Exception:  # noqa: BLE001 - a dead sweep would leave lost runs unended
+                self._metrics.internal_errors.labels("orphan_sweep").inc()
+                log.exception("orphan_sweep_crashed")
 
     async def sweep(self) -> list[str]:
         """End every orphaned run this replica can claim; returns their ids."""
