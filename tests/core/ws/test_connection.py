@@ -1,0 +1,115 @@
+"""One connection's send path: the isolation guard, the resume merge, the bounded queue and
+a close the peer never lets through. The socket is a fake that records or blocks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from starlette.websockets import WebSocket
+
+from core.delivery.resume import ReplayMerge
+from core.protocol import AgentEvent
+from core.telemetry.metrics import Metrics
+from core.ws.connection import CLOSE_SLOW_CONSUMER, Connection
+
+
+class RecordingSocket:
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    async def send_text(self, text: str) -> None:
+        self.sent.append(json.loads(text))
+
+    async def close(self, code: int) -> None:
+        self.sent.append({"closed": code})
+
+
+class StuckSocket(RecordingSocket):
+    """A peer that stopped reading: no send ever completes."""
+
+    async def send_text(self, text: str) -> None:
+        await asyncio.Event().wait()
+
+    async def close(self, code: int) -> None:
+        await asyncio.Event().wait()
+
+
+def make(socket: RecordingSocket, *, max_queue_bytes: int = 1 << 20, grace: float = 1.0):
+    metrics = Metrics()
+    conn = Connection(
+        cast(WebSocket, socket),
+        connection_id="c1",
+        user_id="alice",
+        canary=False,
+        metrics=metrics,
+        max_queue_bytes=max_queue_bytes,
+        close_grace_s=grace,
+    )
+    return conn, metrics
+
+
+def event(seq: int, text: str = "") -> AgentEvent:
+    return AgentEvent(
+        type="agent_thinking",
+        thread_id="t",
+        run_id="r",
+        epoch="e1",
+        seq=seq,
+        event_id=f"ev{seq}",
+        ts=datetime(2026, 11, 26, tzinfo=UTC),
+        data={"text": text, "step": 1},
+    )
+
+
+async def drained(conn: Connection) -> list[dict[str, Any]]:
+    conn.request_close(1000)
+    await conn.run_writer()
+    return cast(RecordingSocket, conn.websocket).sent
+
+
+async def test_another_users_event_is_blocked_and_counted():
+    conn, metrics = make(RecordingSocket())
+    conn.follow("t")
+    assert conn.send_event(event(1), owner_user_id="mallory") is False
+    assert await drained(conn) == [{"closed": 1000}]
+    assert metrics.registry.get_sample_value("vigil_isolation_violations_total") == 1
+
+
+async def test_live_events_during_a_resume_wait_in_its_merge_and_come_out_once_in_order():
+    conn, _ = make(RecordingSocket())
+    merge = ReplayMerge[AgentEvent](0, epoch_matches=True)
+    conn.begin_resume("t", merge)
+    assert conn.follows("t")
+    conn.send_event(event(2), "alice")
+    conn.send_event(event(3), "alice")
+    conn.end_resume("t")
+    for live in merge.finish([(1, event(1)), (2, event(2))], complete=True).items:
+        conn.send_event(live, "alice")
+    conn.send_event(event(4), "alice")  # after the resume: straight to the queue
+    assert [frame.get("seq") for frame in await drained(conn)] == [1, 2, 3, 4, None]
+
+
+async def test_a_queue_over_its_bound_closes_with_4409_and_is_emptied():
+    conn, _ = make(RecordingSocket(), max_queue_bytes=64 * 1024)
+    conn.follow("t")
+    seq = 0
+    while conn.close_code is None:
+        seq += 1
+        conn.send_event(event(seq, "x" * 4000), "alice")
+    assert conn.close_code == CLOSE_SLOW_CONSUMER
+    assert conn.queued_bytes == 0
+    assert await drained(conn) == [{"closed": CLOSE_SLOW_CONSUMER}]
+
+
+async def test_a_close_the_peer_never_lets_through_is_abandoned_and_the_writer_ends():
+    conn, _ = make(StuckSocket(), grace=0.01)
+    conn.follow("t")
+    conn.send_event(event(1), "alice")
+    writer = asyncio.create_task(conn.run_writer())
+    await asyncio.sleep(0)  # the writer is now stuck in its first send
+    conn.request_close(4408)
+    await asyncio.wait_for(writer, 5)
+    assert conn.abandoned and conn.closed.is_set()
