@@ -84,6 +84,7 @@ def defaults(config: Config | None = None) -> dict[str, str]:
         "sidecar_job": job_of(config.selector("sidecar")),
         "namespace": ALL,
         "pod": ALL,
+        "slo": ALL,
         "__rate_interval": "1m",
         "__range": "1h",
     }

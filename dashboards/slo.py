@@ -9,11 +9,21 @@ sidecar's (``vigil_slo_alert_active``, the same multi-window policy) next to Pro
 from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard as db
-from grafana_foundation_sdk.models.dashboard import ValueMap, ValueMappingResult
+from grafana_foundation_sdk.models.dashboard import ValueMap, ValueMappingResult, VariableOption
 
 from alerts.config import Config
 from alerts.slo_rules import BUDGET, BURN_RATE, ERROR_RATIO, OBJECTIVE, alert_name
-from dashboards.common import RULES, SIDECAR, dashboard, graph, panel_link, q, single, thresholds
+from dashboards.common import (
+    ALL,
+    RULES,
+    SIDECAR,
+    dashboard,
+    graph,
+    panel_link,
+    q,
+    single,
+    thresholds,
+)
 from sidecar.slo.math import ALERT_RULES, WHOLE
 from sidecar.slo.spec import SLOSpec
 
@@ -137,13 +147,26 @@ def build(config: Config) -> db.Dashboard:
         "Each SLO of the sidecar's SLO file: objective, SLI, error budget left, burn rates "
         "and alert state, from the recording rules and the sidecar.",
     )
+    board = board.with_variable(
+        db.CustomVariable("slo")
+        .label("SLO")
+        .description("The SLOs of the summary panels; burn-rate alerts link here with one set.")
+        .values(",".join(slo.name for slo in config.slos))
+        .multi(True)
+        .include_all(True)
+        .all_value(ALL)
+        .current(VariableOption(selected=True, text="All", value="$__all"))
+    )
     board = board.with_row(db.Row("All SLOs"))
     board = board.with_panel(
         graph(
             "SLI over the SLO window",
             f'Every SLO\'s SLI over its own window (1 - {ERROR_RATIO}{{window="{WHOLE}"}}).',
             "percentunit",
-            q(f'1 - {ERROR_RATIO}{{{RULES}, window="{WHOLE}"}}', "{{slo}} {{namespace}}"),
+            q(
+                f'1 - {ERROR_RATIO}{{{RULES}, slo=~"$slo", window="{WHOLE}"}}',
+                "{{slo}} {{namespace}}",
+            ),
             min_value=None,
         )
     )
@@ -152,7 +175,7 @@ def build(config: Config) -> db.Dashboard:
             "Error budget left",
             f"Every SLO's error budget left over its window ({BUDGET}); below zero is overspent.",
             "percentunit",
-            q(f"{BUDGET}{{{RULES}}}", "{{slo}} {{namespace}}"),
+            q(f'{BUDGET}{{{RULES}, slo=~"$slo"}}', "{{slo}} {{namespace}}"),
             min_value=None,
             steps=thresholds((None, "red"), (0, "green")),
         )

@@ -7,10 +7,12 @@ import re
 import subprocess
 import sys
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from alerts.config import ROOT, load_config
+from alerts.generate import rules
 from dashboards.build import dashboards, outputs
 from dashboards.queries import load_dashboards, panel_queries, panels
 from sidecar.criteria import judge
@@ -109,7 +111,11 @@ def test_no_datasource_uid_is_hard_coded(uid):
 @pytest.mark.parametrize("uid", sorted(UIDS))
 def test_the_variables_are_datasource_job_sidecar_job_namespace_and_pod(uid):
     variables = {v["name"]: v for v in COMMITTED[uid]["templating"]["list"]}
-    assert list(variables) == ["datasource", "job", "sidecar_job", "namespace", "pod"]
+    names = ["datasource", "job", "sidecar_job", "namespace", "pod"]
+    if uid == CONFIG.dashboards["slo"].uid:
+        names.append("slo")
+        assert variables["slo"]["query"] == ",".join(slo.name for slo in CONFIG.slos)
+    assert list(variables) == names
     assert variables["datasource"]["type"] == "datasource"
     assert variables["datasource"]["query"] == "prometheus"
     assert variables["job"]["current"]["value"] == "vigil"
@@ -207,3 +213,17 @@ def test_the_provisioning_files_name_the_folder_and_the_exemplar_trace_link():
     datasource = files["vigil.yamldatasources"]
     assert "exemplarTraceIdDestinations" in datasource
     assert json.loads(files["overview.jsondashboards"])["uid"] == "vigil-overview"
+
+
+def test_every_alert_links_to_a_dashboard_and_variables_it_has():
+    alerts = [
+        rule for group in rules(CONFIG)["groups"] for rule in group["rules"] if "alert" in rule
+    ]
+    assert alerts
+    for alert in alerts:
+        link = urlsplit(alert["annotations"]["dashboard"])
+        uid = link.path.removeprefix("/d/")
+        assert uid in UIDS, alert["alert"]
+        names = {v["name"] for v in COMMITTED[uid]["templating"]["list"]}
+        for name in parse_qs(link.query):
+            assert name.removeprefix("var-") in names, f"{alert['alert']}: {name}"
