@@ -177,6 +177,8 @@ def push(
 ) -> PushReport:
     """Create the folder if missing, then create or update each dashboard that differs."""
     folder_uid, folder_title = folder
+    if not documents:
+        raise PushError(f"no dashboards to push in {DIR} (run python -m dashboards.build)")
     report = PushReport()
     _check_grafana(api, url)
     existing = _missing(url, "read the folder", lambda: api.folder.get_folder(folder_uid))

@@ -19,6 +19,8 @@ from typing import Any
 @dataclass
 class GrafanaState:
     token: str
+    # A Viewer's token: it may read, and is refused (403) on every write.
+    viewer_token: str = "viewer-token"
     folders: dict[str, dict[str, Any]] = field(default_factory=dict)
     dashboards: dict[str, dict[str, Any]] = field(default_factory=dict)
     writes: list[str] = field(default_factory=list)
@@ -55,9 +57,17 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length", "0"))
         return json.loads(self.rfile.read(length) or b"{}")
 
-    def _authorised(self) -> bool:
-        if self.headers.get("Authorization") == f"Bearer {self.server.state.token}":
+    def _authorised(self, write: bool = False) -> bool:
+        given = self.headers.get("Authorization")
+        if given == f"Bearer {self.server.state.token}":
             return True
+        if given == f"Bearer {self.server.state.viewer_token}":
+            if not write:
+                return True
+            self._send(
+                403, {"message": "You'll need additional permissions to perform this action."}
+            )
+            return False
         self._send(401, {"message": "invalid API key", "statusCode": 401})
         return False
 
@@ -91,7 +101,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not self.path.startswith("/api/"):
             self._not_found_page()
             return
-        if not self._authorised():
+        if not self._authorised(write=True):
             return
         body = self._body()
         with self.server.lock:
@@ -106,7 +116,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not self.path.startswith("/api/"):
             self._not_found_page()
             return
-        if not self._authorised():
+        if not self._authorised(write=True):
             return
         if not self.path.startswith("/api/folders/"):
             self._not_found_page()

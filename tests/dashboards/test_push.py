@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from core.cli import app
-from dashboards.push import committed_dashboards, connect, folder_of_provider, push
+from dashboards.push import PushError, committed_dashboards, connect, folder_of_provider, push
 from tests.dashboards.grafana_server import FakeGrafana
 
 TOKEN = "glsa_test_token"
@@ -125,3 +125,19 @@ def test_a_url_that_is_not_http_is_named_with_the_option():
     assert code == 1
     assert err.startswith("vigil: error: --url: 'grafana.example:3000' is not an http(s) URL")
     assert err.count("\n") == 1
+
+
+def test_a_token_without_write_permission_is_one_line_and_exit_1(grafana):
+    code, _, err = vigil("--url", grafana.url, "--token", grafana.state.viewer_token)
+    assert code == 1
+    assert err == (
+        f"vigil: error: Grafana at {grafana.url} refused to create the folder (403 Forbidden): "
+        "the token needs the Editor role or folder and dashboard write permissions\n"
+    )
+    assert grafana.state.folders == {}
+
+
+def test_nothing_to_push_is_an_error_not_a_silent_success(grafana, tmp_path):
+    api = connect(grafana.url, TOKEN, timeout=5)
+    with pytest.raises(PushError, match="no dashboards to push"):
+        push(api, grafana.url, folder_of_provider(), committed_dashboards(tmp_path))
