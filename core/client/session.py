@@ -16,6 +16,7 @@ import contextlib
 import json
 import random
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,7 +88,11 @@ class VigilClient:
         self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._endpoint = endpoint
         self._reconnect = reconnect
-        self._auto_resumes: set[str] = set()
+        # Resumes after a reconnect go one at a time (each answered before the next), so
+        # a client following many threads stays inside the server's frame budget.
+        self._to_resume: deque[str] = deque()
+        self._resuming: str | None = None
+        self.resume_errors: list[dict[str, Any]] = []
         self._closing = False
         self._reader = asyncio.create_task(self._run())
 
@@ -147,8 +152,14 @@ class VigilClient:
                     await self.send({"type": "pong", "ts": frame.get("ts")})
                 elif kind in EVENT_TYPES:
                     await self._on_events([frame])
-                elif kind == "resumed" and frame.get("thread_id") in self._auto_resumes:
+                elif kind == "resumed" and frame.get("thread_id") == self._resuming:
                     await self._on_resumed(frame)
+                    await self._resume_next()
+                elif kind == "error" and self._resuming and frame.get("ref") is None:
+                    # The answer to our resume (not_found, rate_limited, unavailable): the
+                    # thread stays followed; the next reconnect tries again.
+                    self.resume_errors.append({**frame, "thread_id": self._resuming})
+                    await self._resume_next()
                 else:
                     if kind == "chat_accepted":
                         self.inbound.follow(frame["thread_id"], frame.get("epoch"))
@@ -167,7 +178,6 @@ class VigilClient:
 
     async def _on_resumed(self, frame: dict[str, Any]) -> None:
         thread_id = frame["thread_id"]
-        self._auto_resumes.discard(thread_id)
         self.resumed.append(frame)
         if frame.get("epoch"):
             self.inbound.rebase(thread_id, frame["epoch"])
@@ -222,11 +232,26 @@ class VigilClient:
         return False
 
     async def _resume_all(self) -> None:
-        for thread_id, epoch, last_seq in self.inbound.resume_points():
-            self._auto_resumes.add(thread_id)
-            await self.send(
-                {"type": "resume", "thread_id": thread_id, "epoch": epoch, "last_seq": last_seq}
-            )
+        self._to_resume = deque(thread_id for thread_id, _, _ in self.inbound.resume_points())
+        await self._resume_next()
+
+    async def _resume_next(self) -> None:
+        """Resume the next followed thread from the last seq handed over (read now, not at
+        reconnect time: the thread may have moved on meanwhile)."""
+        self._resuming = None
+        if not self._to_resume:
+            return
+        thread_id = self._to_resume.popleft()
+        cursor = self.inbound.threads[thread_id]
+        self._resuming = thread_id
+        await self.send(
+            {
+                "type": "resume",
+                "thread_id": thread_id,
+                "epoch": cursor.epoch,
+                "last_seq": cursor.resume_from,
+            }
+        )
 
     def _token(self) -> str:
         assert self._endpoint is not None

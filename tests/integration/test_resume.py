@@ -151,3 +151,20 @@ async def test_a_resume_of_another_users_thread_is_not_found_and_replays_nothing
         own = await mallory.run("hello")
     assert {e["thread_id"] for e in own.events} == {own.accepted["thread_id"]}
     assert live_server.metric("vigil_isolation_violations_total") == 0
+
+
+async def test_a_client_following_more_threads_than_the_frame_burst_resumes_them_all(
+    live_server,
+):
+    threads = live_server.settings.rate_limit_burst + 5
+    policy = Reconnect(sleep=NoWait(), rng=random.Random(4))
+    async with VigilClient.connect(
+        live_server.ws_url, live_server.token("alice"), reconnect=policy
+    ) as client:
+        for _ in range(threads):
+            await client.run("hello")
+        client.websocket.transport.abort()
+        await eventually(lambda: len(client.resumed) == threads, timeout_s=30)
+    assert client.resume_errors == []
+    assert all(frame["recovered"] and frame["replayed"] == 0 for frame in client.resumed)
+    assert len({frame["thread_id"] for frame in client.resumed}) == threads
