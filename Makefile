@@ -26,7 +26,7 @@ test: $(STAMP) lint
 	$(BIN)/python -m pytest -m 'not bench'
 
 bench: $(STAMP)
-	$(BIN)/python -m pytest tests/bench -m bench -p no:cacheprovider -s
+	$(BIN)/python -m pytest tests/bench -m bench -p no:cacheprovider -s --timeout=1800
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache vigil.db

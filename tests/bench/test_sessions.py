@@ -1,0 +1,69 @@
+"""Concurrent chat sessions on the offline model (docs/benchmarks.md, "sessions"): runs/s,
+chat-to-completed p50/p99 and the backend's CPU per run, at 100 and at 1,000 concurrent
+users, measured with `vigil loadgen` in its own process against a `vigil serve` process, on
+the embedded default (SQLite) and on PostgreSQL (the machine's, a fresh database)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.bench.common import LOADGEN, backend, cpu_seconds, run_loadgen, scaled
+from tests.bench.report import Figure, record
+
+pytestmark = pytest.mark.bench
+
+SIZES = ((100, scaled(5)), (1000, scaled(2)))
+P99_TARGET_MS = 50.0
+
+
+def measure(database: str, url: str) -> list[Figure]:
+    figures: list[Figure] = []
+    with backend(url, VIGIL_MAX_RUNS_TOTAL="2000") as vigil:
+        run_loadgen(vigil.ws_url, 10, 2)  # warm-up
+        for users, runs in SIZES:
+            before = cpu_seconds(vigil.pid)
+            summary = run_loadgen(vigil.ws_url, users, runs)
+            cpu_s = cpu_seconds(vigil.pid) - before
+            print(database, json.dumps(summary, indent=2))
+            latency = summary["run_latency_ms"]
+            done = summary["runs_completed"]
+            p99 = latency["p99"]
+            target = users == 100
+            at = f"{database}, {users} users x {runs} runs"
+            figures += [
+                Figure(f"{at}: runs completed / not / errors",
+                       f"{done} / {summary['runs_not_completed']} / "
+                       f"{sum(summary['errors'].values())} {summary['errors'] or ''}"),
+                Figure(f"{at}: runs/s, events/s",
+                       f"{summary['runs_per_s']:.1f}, {summary['events_per_s']:.1f}"),
+                Figure(f"{at}: chat-to-completed p50 / p99 (ms)",
+                       f"{latency['p50']} / {p99}",
+                       f"p99 < {P99_TARGET_MS:g} ms" if target else "",
+                       (p99 is not None and p99 < P99_TARGET_MS) if target else None),
+                Figure(f"{at}: emit-to-receive p50 / p99 (ms)",
+                       f"{summary['delivery_latency_ms']['p50']} / "
+                       f"{summary['delivery_latency_ms']['p99']}"),
+                Figure(f"{at}: backend CPU per completed run (ms)",
+                       f"{cpu_s / max(done, 1) * 1000:.1f}"),
+            ]  # fmt: skip
+            assert done > 0
+    return figures
+
+
+def test_concurrent_chat_sessions(sqlite_url, postgres_session_url):
+    figures = measure("SQLite", sqlite_url) + measure("PostgreSQL", postgres_session_url)
+    commands = [LOADGEN.format(url="URL", users=users, runs=runs) for users, runs in SIZES]
+    record(
+        "sessions",
+        "2. Concurrent chat sessions on the offline model",
+        "; ".join(commands) + " (tests/bench/test_sessions.py)",
+        figures,
+        notes="Backend: `vigil serve`, VIGIL_MAX_RUNS_TOTAL=2000 (the default 500 would refuse "
+        "part of 1,000 simultaneous runs) and the frame rate limit raised; everything else "
+        "default (run timeout 30 s). Each user runs its chats one after another on one thread. "
+        "The load generator runs in its own process on the same two cores, so it competes with "
+        "the backend. SQLite is the embedded default (one pooled connection serialises every "
+        "write); PostgreSQL is the machine's server, a fresh migrated database.",
+    )
