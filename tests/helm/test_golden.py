@@ -21,7 +21,9 @@ def test_the_default_render_matches_its_golden_file():
             n=2,
         )
     )
-    assert not diff, f"the chart renders differently; if intended: python -m tests.helm.golden\n{diff}"
+    assert not diff, (
+        f"the chart renders differently; if intended: python -m tests.helm.golden\n{diff}"
+    )
 
 
 def test_the_golden_file_notices_a_changed_manifest():

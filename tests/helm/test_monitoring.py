@@ -23,7 +23,7 @@ PROMTOOL = "promtool"
 
 def _job(selector: str) -> str:
     match = re.fullmatch(r'job="([^"]+)"', selector)
-    assert match, f"alerts/config.yaml selector {selector!r} is not job=\"...\""
+    assert match, f'alerts/config.yaml selector {selector!r} is not job="..."'
     return match.group(1)
 
 
@@ -108,7 +108,9 @@ def test_the_dashboard_configmaps_hold_exactly_the_dashboards_json_files():
 def test_the_dashboards_go_to_grafana_s_folder_and_namespace_when_asked():
     objects = chart.render({"grafanaDashboards": {"namespace": "grafana", "folder": "Chat"}})
     dashboards = [
-        c for c in chart.find(objects, "ConfigMap") if "grafana_dashboard" in c["metadata"]["labels"]
+        c
+        for c in chart.find(objects, "ConfigMap")
+        if "grafana_dashboard" in c["metadata"]["labels"]
     ]
     assert dashboards
     for config_map in dashboards:
@@ -133,4 +135,8 @@ def test_monitoring_objects_can_be_left_out_for_a_cluster_without_the_operator()
     )
     kinds = {obj["kind"] for obj in objects}
     assert not kinds & {"ServiceMonitor", "PrometheusRule"}
-    assert not [c for c in chart.find(objects, "ConfigMap") if "grafana_dashboard" in c["metadata"]["labels"]]
+    assert not [
+        c
+        for c in chart.find(objects, "ConfigMap")
+        if "grafana_dashboard" in c["metadata"]["labels"]
+    ]

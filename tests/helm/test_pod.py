@@ -24,9 +24,7 @@ def _pod_spec(objects):
 def _settings(objects) -> dict[str, str]:
     """The plain settings of the chart's ConfigMap (envFrom of the backend)."""
     [config_map] = [
-        c
-        for c in chart.find(objects, "ConfigMap")
-        if "VIGIL_SHUTDOWN_GRACE_S" in c.get("data", {})
+        c for c in chart.find(objects, "ConfigMap") if "VIGIL_SHUTDOWN_GRACE_S" in c.get("data", {})
     ]
     return config_map["data"]
 
@@ -144,7 +142,9 @@ def test_the_sidecar_watches_the_backend_on_localhost_with_the_mounted_slo_file(
     backend_port = found["backend"]["ports"][0]["containerPort"]
     assert _flag(sidecar, "target-url") == f"http://127.0.0.1:{backend_port}"
     slo_file = PurePosixPath(_flag(sidecar, "slo-file"))
-    [mount] = [m for m in sidecar["volumeMounts"] if PurePosixPath(m["mountPath"]) == slo_file.parent]
+    [mount] = [
+        m for m in sidecar["volumeMounts"] if PurePosixPath(m["mountPath"]) == slo_file.parent
+    ]
     [volume] = [v for v in _pod_spec(objects)["volumes"] if v["name"] == mount["name"]]
     config_map = [
         c

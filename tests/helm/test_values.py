@@ -46,8 +46,12 @@ REFUSED_BY_THE_TEMPLATES = {
         "config.VIGIL_DATABASE_URL is set by the chart from its own values",
     ),
     "an autoscaler whose minimum is above its maximum": (
-        {"replicaCount": 1, "redis": REDIS, "database": POSTGRES,
-         "autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 3}},
+        {
+            "replicaCount": 1,
+            "redis": REDIS,
+            "database": POSTGRES,
+            "autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 3},
+        },
         "autoscaling.minReplicas=5 is above autoscaling.maxReplicas=3",
     ),
 }
@@ -135,8 +139,15 @@ def test_an_existing_secret_keeps_every_key_out_of_the_chart():
 
 
 def test_a_public_key_reaches_both_containers_and_the_canary_gets_its_own_token():
-    objects = chart.render({"auth": {"jwtPublicKey": PEM, "canaryToken": "header.payload.sig",
-                                     "algorithms": ["ES256"]}})
+    objects = chart.render(
+        {
+            "auth": {
+                "jwtPublicKey": PEM,
+                "canaryToken": "header.payload.sig",
+                "algorithms": ["ES256"],
+            }
+        }
+    )
     found = chart.containers(objects)
     for name in ("backend", "sidecar"):
         env = chart.env(found[name])
@@ -159,8 +170,14 @@ def test_a_public_key_without_a_canary_token_is_warned_about_in_the_notes():
 
 
 def test_the_otlp_endpoint_turns_tracing_on_with_the_pod_as_resource():
-    objects = chart.render({"otel": {"endpoint": "http://collector:4318",
-                                     "resourceAttributes": "deployment.environment=staging"}})
+    objects = chart.render(
+        {
+            "otel": {
+                "endpoint": "http://collector:4318",
+                "resourceAttributes": "deployment.environment=staging",
+            }
+        }
+    )
     [config_map] = [c for c in chart.find(objects, "ConfigMap") if c["metadata"]["name"] == "vigil"]
     assert config_map["data"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://collector:4318"
     attributes = chart.env(chart.containers(objects)["backend"])["OTEL_RESOURCE_ATTRIBUTES"]
@@ -182,12 +199,33 @@ def test_the_ingress_keeps_websockets_open_for_an_hour_and_routes_only_the_backe
     assert annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"] == "3600"
     assert annotations["nginx.ingress.kubernetes.io/proxy-send-timeout"] == "3600"
     [rule] = ingress["spec"]["rules"]
-    [path] = rule["http"]["paths"]
-    assert path["backend"]["service"]["port"] == {"name": "http"}
+    paths = {(p["path"], p["pathType"]) for p in rule["http"]["paths"]}
+    assert paths == {("/ws", "Exact"), ("/api", "Prefix"), ("/static", "Prefix"), ("/", "Exact")}
+    assert {p["backend"]["service"]["port"]["name"] for p in rule["http"]["paths"]} == {"http"}
+
+
+def _routed(paths, url_path: str) -> bool:
+    return any(
+        url_path == p["path"]
+        if p["pathType"] == "Exact"
+        else url_path == p["path"] or url_path.startswith(p["path"].rstrip("/") + "/")
+        for p in paths
+    )
+
+
+def test_the_ingress_serves_the_chat_but_not_metrics_readiness_or_the_drain():
+    [rule] = chart.one(chart.production_objects(), "Ingress")["spec"]["rules"]
+    paths = rule["http"]["paths"]
+    for public in ("/", "/ws", "/api/threads", "/static/chat.js"):
+        assert _routed(paths, public), public
+    for internal in ("/metrics", "/readyz", "/healthz", "/admin/drain", "/docs"):
+        assert not _routed(paths, internal), internal
 
 
 def test_the_network_policy_lets_prometheus_reach_the_sidecar_and_restricts_egress_on_request():
-    objects = chart.render({"networkPolicy": {"egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]}]}})
+    objects = chart.render(
+        {"networkPolicy": {"egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]}]}}
+    )
     policy = chart.one(objects, "NetworkPolicy")["spec"]
     assert policy["policyTypes"] == ["Ingress", "Egress"]
     assert {p["port"] for rule in policy["ingress"] for p in rule["ports"]} == {"http", "sidecar"}
