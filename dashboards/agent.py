@@ -180,6 +180,25 @@ def build(config: Config) -> db.Dashboard:
                 f"sum by (tool, status) (rate(vigil_tool_calls_total{{{B}}}{RATE}))",
                 "{{tool}} {{status}}",
             ),
+            span=8,
+        )
+    )
+    board = board.with_panel(
+        graph(
+            "Tool visibility by tool",
+            "tool_completed events acked out of tool_executing events emitted, per tool "
+            "(vigil_tool_events_acked_total over vigil_tool_events_emitted_total; canary left "
+            "out); the tool-visibility SLO counts the same events.",
+            "percentunit",
+            q(
+                "sum by (tool) (rate(vigil_tool_events_acked_total"
+                f'{{{B}, type="tool_completed"}}{RATE}))\n/\n'
+                "sum by (tool) (rate(vigil_tool_events_emitted_total"
+                f'{{{B}, type="tool_executing"}}{RATE}))',
+                "{{tool}}",
+            ),
+            span=8,
+            min_value=None,
         )
     )
     board = board.with_panel(
@@ -193,6 +212,7 @@ def build(config: Config) -> db.Dashboard:
                 f'(rate(vigil_internal_errors_total{{{B}, where=~"run|tool"}}{RATE}))' + ZERO,
                 "{{where}}",
             ),
+            span=8,
         ).links([panel_link(config, "overview", "Chat reliability overview")])
     )
     return board

@@ -147,24 +147,37 @@ def build(config: Config) -> db.Dashboard:
     board = board.with_panel(
         graph(
             "Redeliveries by type",
-            "Agent events sent again because no ack came in time (vigil_events_redelivered_total); "
+            "Resends of agent events not acked in time, per second "
+            "(vigil_events_redelivered_total; one event resent three times counts three); "
             "zero when there were none.",
             "cps",
             q(_rate("vigil_events_redelivered_total", "type") + ZERO, "{{type}}"),
-            span=12,
+            span=8,
+        )
+    )
+    board = board.with_panel(
+        graph(
+            "Events awaiting an ack",
+            "Emitted events waiting for a client ack, per backend (vigil_events_pending_ack, the "
+            "ack window's size; canary events included).",
+            "short",
+            q(f"sum by (instance) (vigil_events_pending_ack{{{B}}})", "{{instance}}"),
+            span=8,
         )
     )
     board = board.with_panel(
         graph(
             "Undelivered events by type and reason",
-            "Events no client confirmed (reason ack_timeout) or the database could not store "
-            "(persist_<category>), per second (vigil_events_undelivered_total); zero when none.",
+            "Events still unacked after their retry budget, per second "
+            "(vigil_events_undelivered_total): ack_timeout (a connection had it, no client "
+            "confirmed), no_connection (the owner was away; it waits for a resume), "
+            "persist_<category> (the database could not store it); zero when none.",
             "cps",
             q(
                 _rate("vigil_events_undelivered_total", "type, reason") + ZERO,
                 "{{type}} {{reason}}",
             ),
-            span=12,
+            span=8,
         )
     )
     board = board.with_row(db.Row("Runs"))
@@ -200,7 +213,8 @@ def build(config: Config) -> db.Dashboard:
         ),
         (
             "Internal errors by boundary",
-            "Unexpected exceptions caught at a boundary (run, tool, frame) per second "
+            "Unexpected exceptions caught at a boundary (run, tool, frame, delivery_sweep) per "
+            "second "
             "(vigil_internal_errors_total); each has a log line with its traceback.",
             "vigil_internal_errors_total",
             "where",
