@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from typer.testing import CliRunner
@@ -141,3 +143,33 @@ def test_nothing_to_push_is_an_error_not_a_silent_success(grafana, tmp_path):
     api = connect(grafana.url, TOKEN, timeout=5)
     with pytest.raises(PushError, match="no dashboards to push"):
         push(api, grafana.url, folder_of_provider(), committed_dashboards(tmp_path))
+
+
+class _NotGrafana(BaseHTTPRequestHandler):
+    """A web server that answers every path with a 200 HTML page, as a proxy or an app might."""
+
+    def do_GET(self) -> None:
+        page = b"<html><body>Welcome</body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(page)))
+        self.end_headers()
+        self.wfile.write(page)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - base signature
+        """Quiet."""
+
+
+def test_a_server_that_is_not_grafana_is_named_as_such():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _NotGrafana)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        code, _, err = vigil("--url", url, "--token", TOKEN)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    assert code == 1
+    assert err == f"vigil: error: {url} does not answer like a Grafana (/api/health): check --url\n"
