@@ -40,6 +40,7 @@ EVENT_TYPES = frozenset(
         "agent_error",
     }
 )
+RETRY_RESUME_CODES = frozenset({"rate_limited", "unavailable"})
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,8 @@ class Reconnect:
     rng: random.Random = field(default_factory=random.Random)
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     token: Callable[[], str] | None = None
+    # A resume refused as rate_limited (or unavailable) is sent again after this long.
+    resume_retry_s: float = 0.5
 
 
 @dataclass
@@ -93,6 +96,8 @@ class VigilClient:
         self._to_resume: deque[str] = deque()
         self._resuming: str | None = None
         self.resume_errors: list[dict[str, Any]] = []
+        self.resume_retries = 0
+        self._resume_retry: asyncio.Task[None] | None = None
         self._closing = False
         self._reader = asyncio.create_task(self._run())
 
@@ -156,10 +161,7 @@ class VigilClient:
                     await self._on_resumed(frame)
                     await self._resume_next()
                 elif kind == "error" and self._resuming and frame.get("ref") is None:
-                    # The answer to our resume (not_found, rate_limited, unavailable): the
-                    # thread stays followed; the next reconnect tries again.
-                    self.resume_errors.append({**frame, "thread_id": self._resuming})
-                    await self._resume_next()
+                    await self._on_resume_refused(frame)
                 else:
                     if kind == "chat_accepted":
                         self.inbound.follow(frame["thread_id"], frame.get("epoch"))
@@ -232,7 +234,30 @@ class VigilClient:
         return False
 
     async def _resume_all(self) -> None:
+        if self._resume_retry is not None:
+            self._resume_retry.cancel()
         self._to_resume = deque(thread_id for thread_id, _, _ in self.inbound.resume_points())
+        await self._resume_next()
+
+    async def _on_resume_refused(self, frame: dict[str, Any]) -> None:
+        """The error that answered our resume. Over the frame budget or a database hiccup:
+        the same thread again, a little later (reading goes on meanwhile). Anything else
+        (not_found: no longer this user's): recorded, and on to the next thread."""
+        assert self._resuming is not None and self._reconnect is not None
+        if frame.get("code") in RETRY_RESUME_CODES:
+            self._to_resume.appendleft(self._resuming)
+            self._resuming = None
+            self.resume_retries += 1
+            self._resume_retry = asyncio.create_task(
+                self._resume_later(self._reconnect.resume_retry_s)
+            )
+            return
+        self.resume_errors.append({**frame, "thread_id": self._resuming})
+        await self._resume_next()
+
+    async def _resume_later(self, delay_s: float) -> None:
+        # A real wait, not the injected one: the server's budget refills in real time.
+        await asyncio.sleep(delay_s)
         await self._resume_next()
 
     async def _resume_next(self) -> None:
@@ -317,6 +342,8 @@ class VigilClient:
 
     async def close(self) -> None:
         self._closing = True
+        if self._resume_retry is not None:
+            self._resume_retry.cancel()
         await self.websocket.close()
         if not self._reader.done():
             # It may be waiting out a backoff delay: nothing there is worth finishing.
