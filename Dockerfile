@@ -20,8 +20,8 @@ RUN python -m venv /opt/vigil \
 FROM python:3.11-slim
 # uid/gid 10001: helm/vigil/values.yaml runs both containers as this user (podSecurityContext);
 # the sidecar reads the backend's /proc only because both share it.
-RUN groupadd --system --gid 10001 vigil \
- && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+RUN groupadd --gid 10001 vigil \
+ && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin vigil \
  && install -d -o 10001 -g 10001 /var/lib/vigil /var/lib/vigil-sidecar
 COPY --from=build /opt/vigil /opt/vigil
