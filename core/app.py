@@ -78,7 +78,8 @@ def build_services(
     schedule = RetrySchedule(
         settings.ack_timeout_s, settings.ack_max_redeliveries, settings.ack_timeout_backoff
     )
-    deliveries = Deliveries(redelivery=Redelivery(AckWindow(), schedule), hub=hub, metrics=metrics)
+    redelivery = Redelivery(AckWindow(), schedule, settings.ack_window_max_events)
+    deliveries = Deliveries(redelivery=redelivery, hub=hub, metrics=metrics)
     publisher = EventPublisher(
         repository=repository, event_log=replica.event_log, deliveries=deliveries
     )

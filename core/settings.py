@@ -122,6 +122,8 @@ class Settings(TokenSettings):
     # times longer than the last; then it is counted as undelivered (docs/telemetry.md).
     ack_max_redeliveries: int = Field(default=3, ge=0)
     ack_timeout_backoff: float = Field(default=2.0, ge=1)
+    # Past this many events awaiting an ack, the oldest is given up (reason window_full).
+    ack_window_max_events: int = Field(default=100_000, ge=1)
     # A connection whose unsent frames pass this many bytes is closed with 4409.
     send_queue_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
 

@@ -7,7 +7,9 @@ the timeout growing by ``backoff`` each time (``backoff=1`` is a fixed schedule)
 
 - ``ack_timeout``: some connection was handed the event and no client confirmed it;
 - ``no_connection``: no connection of the owner followed the thread at any attempt
-  (the client is away; the event waits in the log for its resume).
+  (the client is away; the event waits in the log for its resume);
+- ``window_full``: more than ``max_pending`` events awaited an ack at once, and this one
+  was the oldest (a bound on memory when clients stop acking en masse).
 
 Pure: ``Redelivery.tick(now)`` returns the decisions; the I/O layer acts on them.
 """
@@ -20,6 +22,8 @@ from core.delivery.window import AckWindow, Pending, Retired
 
 REASON_ACK_TIMEOUT = "ack_timeout"
 REASON_NO_CONNECTION = "no_connection"
+REASON_WINDOW_FULL = "window_full"
+DEFAULT_MAX_PENDING = 100_000
 
 
 @dataclass(frozen=True)
@@ -61,9 +65,14 @@ Decision = Redeliver | GiveUp
 class Redelivery:
     """The window plus its schedule: record sends, retire acks, decide resends."""
 
-    def __init__(self, window: AckWindow, schedule: RetrySchedule) -> None:
+    def __init__(
+        self, window: AckWindow, schedule: RetrySchedule, max_pending: int = DEFAULT_MAX_PENDING
+    ) -> None:
+        if max_pending < 1:
+            raise ValueError("max_pending must be at least 1")
         self.window = window
         self.schedule = schedule
+        self.max_pending = max_pending
 
     def sent(
         self,
@@ -95,6 +104,15 @@ class Redelivery:
         )
         self.window.record(entry)
         return entry
+
+    def overflow(self, now: float) -> list[GiveUp]:
+        """Give up the oldest events while more than ``max_pending`` are pending."""
+        given_up: list[GiveUp] = []
+        while self.window.pending_count() > self.max_pending:
+            oldest = self.window.oldest()
+            assert oldest is not None
+            given_up.append(GiveUp(self.window.give_up(oldest, now, REASON_WINDOW_FULL)))
+        return given_up
 
     def acked(self, thread_id: str, seq: int, now: float) -> list[Retired]:
         return self.window.ack(thread_id, seq, now)

@@ -4,7 +4,8 @@ The one delivery tracker of the process. Pure and clock-free: callers pass ``now
 event is retired by the first cumulative ack that covers it, whichever of the owner's
 connections sends it, so an event is acked at most once and ``acked`` never exceeds
 ``emitted``. A thread is forgotten as soon as nothing of it is pending, so the window's
-size is the number of unacked events, not the number of threads ever seen.
+size is the number of unacked events, not the number of threads ever seen; ``oldest``
+tells the caller what to give up first when even that is too many.
 """
 
 from __future__ import annotations
@@ -63,11 +64,13 @@ class Retired:
 
 class AckWindow:
     def __init__(self) -> None:
-        # thread -> seq -> pending event.
+        # thread -> seq -> pending event, and every pending event in the order recorded.
         self._threads: dict[str, dict[int, Pending]] = {}
+        self._order: dict[tuple[str, int], Pending] = {}
 
     def record(self, entry: Pending) -> None:
         self._threads.setdefault(entry.thread_id, {})[entry.seq] = entry
+        self._order[(entry.thread_id, entry.seq)] = entry
 
     def last_seq(self, thread_id: str) -> int:
         """The highest pending seq of the thread, 0 when nothing of it is pending."""
@@ -81,6 +84,8 @@ class AckWindow:
             return []
         covered = [s for s in pending if s <= seq]
         retired = [Retired.of(pending.pop(s), now) for s in covered]
+        for s in covered:
+            del self._order[(thread_id, s)]
         if not pending:
             del self._threads[thread_id]
         return retired
@@ -89,9 +94,14 @@ class AckWindow:
         """Remove one pending event without an ack; the caller counts it as undelivered."""
         pending = self._threads[entry.thread_id]
         del pending[entry.seq]
+        del self._order[(entry.thread_id, entry.seq)]
         if not pending:
             del self._threads[entry.thread_id]
         return Retired.of(entry, now, reason)
+
+    def oldest(self) -> Pending | None:
+        """The pending event recorded first."""
+        return next(iter(self._order.values()), None)
 
     def due(self, now: float) -> list[Pending]:
         """Pending events whose ack is overdue, oldest deadline first (then thread order)."""
@@ -103,11 +113,10 @@ class AckWindow:
         return self._threads.get(thread_id, {}).get(seq)
 
     def __iter__(self) -> Iterator[Pending]:
-        for pending in self._threads.values():
-            yield from pending.values()
+        return iter(list(self._order.values()))
 
     def pending_count(self) -> int:
-        return sum(len(pending) for pending in self._threads.values())
+        return len(self._order)
 
     def thread_count(self) -> int:
         return len(self._threads)

@@ -49,13 +49,14 @@ class Deliveries:
         connections it was handed to."""
         sent = self._hub.publish(user_id, event)
         tool = _tool_of(event)
+        now = self._clock()
         self._redelivery.sent(
             thread_id=event.thread_id,
             seq=event.seq,
             event_type=event.type,
             run_id=event.run_id,
             user_id=user_id,
-            now=self._clock(),
+            now=now,
             reached=sent > 0,
             counted=counted,
             tool=tool,
@@ -67,6 +68,8 @@ class Deliveries:
                 self._metrics.tool_events_emitted.labels(tool, event.type).inc()
                 # Create the acked series at zero so the ratio exists before the first ack.
                 self._metrics.tool_events_acked.labels(tool, event.type)
+        for overflow in self._redelivery.overflow(now):
+            self._undelivered(overflow.retired)
         self._metrics.events_pending_ack.set(self._redelivery.window.pending_count())
         return sent
 

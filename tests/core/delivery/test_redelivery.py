@@ -99,3 +99,18 @@ def test_a_zero_budget_gives_up_at_the_first_deadline():
 def test_a_schedule_that_makes_no_sense_is_refused(timeout, budget, backoff):
     with pytest.raises(ValueError):
         RetrySchedule(timeout, budget, backoff)
+
+
+def test_past_the_window_bound_the_oldest_events_are_given_up_as_window_full():
+    redelivery = Redelivery(AckWindow(), RetrySchedule(1.0), max_pending=2)
+    for seq in (1, 2, 3):
+        send(redelivery, seq, now=float(seq))
+    [overflow] = redelivery.overflow(now=3.0)
+    assert (overflow.retired.seq, overflow.retired.reason) == (1, "window_full")
+    assert [entry.seq for entry in redelivery.window] == [2, 3]
+    assert redelivery.overflow(now=3.0) == []
+
+
+def test_a_window_bound_below_one_is_refused():
+    with pytest.raises(ValueError):
+        Redelivery(AckWindow(), RetrySchedule(1.0), max_pending=0)

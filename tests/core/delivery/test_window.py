@@ -58,3 +58,17 @@ def test_a_given_up_event_leaves_the_window_with_its_reason_and_tool():
     retired = window.give_up(entry, now=30.0, reason="ack_timeout")
     assert (retired.reason, retired.tool, retired.latency_s) == ("ack_timeout", "calculator", 30.0)
     assert window.pending_count() == 0
+
+
+def test_the_oldest_pending_event_is_the_first_recorded_still_unacked():
+    window = AckWindow()
+    window.record(pending(1, thread="a"))
+    window.record(pending(1, thread="b"))
+    window.record(pending(2, thread="a"))
+    window.ack("a", 1, now=1.0)
+    oldest = window.oldest()
+    assert oldest is not None and (oldest.thread_id, oldest.seq) == ("b", 1)
+    assert window.pending_count() == 2
+    window.ack("b", 1, now=1.0)
+    window.ack("a", 2, now=1.0)
+    assert window.oldest() is None

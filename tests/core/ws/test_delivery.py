@@ -190,3 +190,14 @@ async def test_canary_events_are_resent_but_never_counted():
         )
         == 0
     )
+
+
+async def test_a_full_window_gives_up_its_oldest_event_as_undelivered():
+    metrics, hub, clock = Metrics(), Hub(), Clock()
+    redelivery = Redelivery(AckWindow(), RetrySchedule(1.0), max_pending=2)
+    deliveries = Deliveries(redelivery=redelivery, hub=hub, metrics=metrics, clock=clock)
+    for seq in (1, 2, 3):
+        deliveries.emitted("alice", event(seq, "agent_started" if seq == 1 else "agent_thinking"))
+    labels = {"type": "agent_started", "reason": "window_full"}
+    assert sample(metrics, "vigil_events_undelivered_total", **labels) == 1
+    assert sample(metrics, "vigil_events_pending_ack") == 2
