@@ -93,3 +93,34 @@ async def test_a_client_refused_on_reconnect_keeps_backing_off_then_gives_up(liv
     assert len(sleep.delays) == BACKOFF.max_attempts
     assert all(0 <= delay <= BACKOFF.ceiling(attempt) for attempt, delay in enumerate(sleep.delays))
     assert client.reconnects == 0
+
+
+async def test_an_expired_session_comes_back_at_once_with_a_fresh_token(live_server):
+    sleep = NoWait()
+    minted: list[str] = []
+
+    def fresh_token() -> str:
+        minted.append(live_server.token("alice"))
+        return minted[-1]
+
+    policy = Reconnect(backoff=BACKOFF, rng=random.Random(2), sleep=sleep, token=fresh_token)
+    async with VigilClient.connect(
+        live_server.ws_url, live_server.token("alice"), reconnect=policy
+    ) as client:
+        await client.run("hello")
+        close_from_server(live_server, "alice", 4401)
+        await eventually(lambda: len(client.resumed) == 1)
+    assert len(minted) == 1 and sleep.delays == []
+    assert client.resumed[0]["recovered"] is True
+
+
+async def test_an_expired_session_without_a_token_source_ends_the_client(live_server):
+    policy = Reconnect(backoff=BACKOFF, rng=random.Random(2), sleep=NoWait())
+    async with VigilClient.connect(
+        live_server.ws_url, live_server.token("alice"), reconnect=policy
+    ) as client:
+        await client.run("hello")
+        close_from_server(live_server, "alice", 4401)
+        with pytest.raises(ConnectionClosed):
+            await client.next_event(10)
+    assert client.reconnects == 0
