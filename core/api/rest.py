@@ -19,6 +19,27 @@ from core.telemetry.logging import get_logger
 router = APIRouter()
 log = get_logger(__name__)
 READINESS_DB_TIMEOUT_S = 2.0
+MAX_SEQ = 2**63 - 1
+
+
+class ErrorBody(BaseModel):
+    """Every refusal the API answers: ``{"error": ..., "reason": ...}`` (PROTOCOL.md)."""
+
+    error: str
+    reason: str
+
+
+_ERROR_MEANING = {
+    401: "Missing or invalid bearer token (reason: the refusal code)",
+    403: "Authenticated but not allowed",
+    404: "No such resource for this caller",
+    503: "A dependency (the database) is unavailable; retry",
+}
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The documented error responses of an operation, for the OpenAPI document."""
+    return {s: {"model": ErrorBody, "description": _ERROR_MEANING[s]} for s in statuses}
 
 
 def services_of(request: Request) -> Services:
@@ -37,7 +58,9 @@ def caller(request: Request, services: ServicesDep) -> Identity:
 Caller = Annotated[Identity, Depends(caller)]
 
 
-@router.get("/api/threads", summary="The caller's threads, newest first")
+@router.get(
+    "/api/threads", summary="The caller's threads, newest first", responses=_errors(401, 503)
+)
 async def list_threads(identity: Caller, services: ServicesDep) -> dict[str, Any]:
     threads = await services.repository.list_threads(identity.user_id)
     return {
@@ -55,12 +78,17 @@ async def list_threads(identity: Caller, services: ServicesDep) -> dict[str, Any
     }
 
 
-@router.get("/api/threads/{thread_id}/events", summary="A thread's stored events, in seq order")
+@router.get(
+    "/api/threads/{thread_id}/events",
+    summary="A thread's stored events, in seq order",
+    responses=_errors(401, 404, 503),
+)
 async def list_events(
     thread_id: str,
     identity: Caller,
     services: ServicesDep,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
+    # Bounded by the largest seq a database column holds (a bigger one was a 500).
+    after_seq: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     events = await services.repository.list_events(identity.user_id, thread_id, after_seq, limit)
@@ -78,7 +106,11 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness, with the state of each dependency")
+@router.get(
+    "/readyz",
+    summary="Readiness, with the state of each dependency",
+    responses={503: {"description": "Not ready: the same body, with ready false"}},
+)
 async def readyz(services: ServicesDep) -> JSONResponse:
     lifecycle = services.lifecycle
     checks: dict[str, dict[str, Any]] = {
@@ -127,6 +159,10 @@ class DrainRequest(BaseModel):
     "/admin/drain",
     status_code=202,
     summary="Turn unready and move connections elsewhere (operators only)",
+    responses={
+        **_errors(401, 403),
+        400: {"description": "The body is not JSON (not even text): fix the client"},
+    },
 )
 async def drain(request: DrainRequest, identity: Caller, services: ServicesDep) -> dict[str, Any]:
     if OPERATOR_ROLE not in identity.roles:
@@ -136,7 +172,11 @@ async def drain(request: DrainRequest, identity: Caller, services: ServicesDep) 
     return {"draining": True, "reason": request.reason}
 
 
-@router.get("/api/dev/token", summary="A short-lived token for the chat page (dev mode only)")
+@router.get(
+    "/api/dev/token",
+    summary="A short-lived token for the chat page (dev mode only)",
+    responses=_errors(404),
+)
 async def dev_token(
     services: ServicesDep, user: Annotated[str, Query(min_length=1, max_length=64)] = "guest"
 ) -> dict[str, str]:
