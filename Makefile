@@ -18,8 +18,8 @@ run: $(STAMP)
 	$(BIN)/vigil up
 
 lint: $(STAMP)
-	$(BIN)/ruff check core sidecar dashboards tests
-	$(BIN)/ruff format --check core sidecar dashboards tests
+	$(BIN)/ruff check core sidecar dashboards alerts tests
+	$(BIN)/ruff format --check core sidecar dashboards alerts tests
 	$(BIN)/mypy
 
 test: $(STAMP) lint
