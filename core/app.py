@@ -61,7 +61,7 @@ def build_services(
     span_exporter: SpanExporter | None = None,
     provider: ModelProvider | None = None,
 ) -> Services:
-    metrics = Metrics()
+    metrics = Metrics(enabled=settings.metrics_enabled)
     tracer_provider, span_buffer = build_tracer_provider(
         buffer_capacity=settings.trace_buffer_spans, exporter=span_exporter
     )

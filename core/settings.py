@@ -129,6 +129,9 @@ class Settings(TokenSettings):
 
     # Telemetry.
     trace_buffer_spans: int = Field(default=2000, ge=1)
+    # Off only to measure what metrics cost (docs/benchmarks.md); tracing's switch is the
+    # standard OTEL_SDK_DISABLED=true.
+    metrics_enabled: bool = True
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("database_url")

@@ -36,8 +36,21 @@ def exemplar(trace_id: str | None) -> dict[str, str] | None:
     return {"trace_id": trace_id} if trace_id else None
 
 
+class _Discard:
+    """An instrument that records nothing: what every instrument becomes when metrics are
+    off (``VIGIL_METRICS_ENABLED=false``, for measuring their cost; never in production)."""
+
+    def labels(self, *_: object, **__: object) -> _Discard:
+        return self
+
+    def inc(self, *_: object, **__: object) -> None:
+        return None
+
+    dec = set = observe = inc
+
+
 class Metrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, *, enabled: bool = True) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.ws_connections = Counter(
@@ -181,6 +194,11 @@ class Metrics:
         )
 
         self._prime_sli_series()
+        if not enabled:
+            # /metrics still answers (every series at its primed zero); nothing is recorded.
+            for name, value in list(vars(self).items()):
+                if isinstance(value, Counter | Gauge | Histogram):
+                    setattr(self, name, _Discard())
 
     def _prime_sli_series(self) -> None:
         """Create the series the SLOs read, at zero: a counter's first sample is otherwise
