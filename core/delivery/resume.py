@@ -3,7 +3,8 @@
 Server side, ``ReplayMerge``: a connection that resumes a thread follows it first (so no
 live event is missed), then reads the stored events after ``last_seq``. Live events that
 arrive while the replay is read are held by the merge; ``finish`` returns replayed and held
-events as one run of seqs in order, each once. ``recovered`` is true only when the epoch
+events as one run of seqs in order, each once, and ``take_held`` what arrived while those
+were being sent. ``recovered`` is true only when the epoch
 matched, the replay was complete, and the seqs run from ``last_seq + 1`` without a gap (a
 trimmed log starts later: a gap).
 
@@ -65,6 +66,13 @@ class ReplayMerge(Generic[T]):
         self._held.clear()
         recovered = self.epoch_matches and complete and not gap
         return Merged(items, recovered, expected - 1)
+
+    def take_held(self, after_seq: int) -> list[T]:
+        """Live events held since ``finish`` (or the last call), past ``after_seq``, in seq
+        order: the resume goes on holding while the replay is being sent out."""
+        items = [self._held[seq] for seq in sorted(self._held) if seq > after_seq]
+        self._held.clear()
+        return items
 
 
 @dataclass

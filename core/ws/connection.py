@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine
-from typing import Any
 
 from pydantic import BaseModel
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -43,8 +41,12 @@ class Connection:
         self._metrics = metrics
         self._max_queue_bytes = max_queue_bytes
         self._close_grace_s = close_grace_s
-        self._closing = asyncio.Event()
         self.abandoned = False
+        # Set while the queue is at most half full: a replay waits on it (see ``room``).
+        self._room = asyncio.Event()
+        self._room.set()
+        self._writer: asyncio.Task[None] | None = None
+        self._abandon_timer: asyncio.TimerHandle | None = None
         self._queue: asyncio.Queue[str | None] = asyncio.Queue()
         self._queued_bytes = 0
         self._following: set[str] = set()
@@ -96,6 +98,17 @@ class Connection:
         self._enqueue(event.model_dump_json())
         return True
 
+    def send_replayed(self, event: AgentEvent) -> None:
+        """Queue an event of a resume of this connection's own (its thread was checked)."""
+        self._enqueue(event.model_dump_json())
+
+    async def room(self) -> bool:
+        """Wait until the send queue is at most half full; False once the connection is
+        closing. A replay paces itself on this, so resuming a long history never makes a
+        client that reads a slow consumer."""
+        await self._room.wait()
+        return self.close_code is None
+
     def _enqueue(self, payload: str) -> None:
         if self.close_code is not None:
             return
@@ -110,13 +123,17 @@ class Connection:
             self.request_close(CLOSE_SLOW_CONSUMER)
             return
         self._queued_bytes += size
+        if self._queued_bytes > self._max_queue_bytes // 2:
+            self._room.clear()
         self._queue.put_nowait(payload)
 
     def request_close(self, code: int) -> None:
         if self.close_code is None:
             self.close_code = code
-            self._closing.set()
+            self._room.set()  # a replay waiting for room stops at once
             self._queue.put_nowait(None)
+            loop = asyncio.get_running_loop()
+            self._abandon_timer = loop.call_later(self._close_grace_s, self._abandon)
 
     def peer_closed(self, code: int) -> None:
         """The client closed the socket: stop the writer without closing it again."""
@@ -124,40 +141,40 @@ class Connection:
         self.request_close(code)
 
     async def run_writer(self) -> None:
-        """Send queued frames in order; close the socket when asked to."""
-        while True:
-            payload = await self._queue.get()
-            if payload is None:
-                break
-            self._queued_bytes -= len(payload)
-            if not await self._within_grace(self.websocket.send_text(payload)):
-                break
-        if self.close_code is not None and not self._peer_closed and not self.abandoned:
-            await self._within_grace(self.websocket.close(self.close_code))
-        self.closed.set()
-
-    async def _within_grace(self, operation: Coroutine[Any, Any, None]) -> bool:
-        """Run one send; False if the peer went away, or if a close was requested and the
-        peer still did not take the frame within the close grace (then it is abandoned)."""
-        task = asyncio.ensure_future(operation)
-        closing = asyncio.ensure_future(self._closing.wait())
+        """Send queued frames in order; close the socket when asked to. A close the peer does
+        not let through within the grace is abandoned (see ``_abandon``)."""
+        self._writer = asyncio.current_task()
         try:
-            await asyncio.wait({task, closing}, return_when=asyncio.FIRST_COMPLETED)
-            if not task.done():
-                await asyncio.wait({task}, timeout=self._close_grace_s)
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-                self.abandoned = True
-                log.warning("send_abandoned", connection_id=self.id, code=self.close_code)
-                return False
-            task.result()
-        except (WebSocketDisconnect, RuntimeError, OSError):
-            # The peer went away mid-send; the reader sees the disconnect and cleans up.
-            return False
+            while True:
+                payload = await self._queue.get()
+                if payload is None:
+                    break
+                self._queued_bytes -= len(payload)
+                if self._queued_bytes <= self._max_queue_bytes // 2:
+                    self._room.set()
+                try:
+                    await self.websocket.send_text(payload)
+                except (WebSocketDisconnect, RuntimeError, OSError):
+                    # The peer went away mid-send; the reader sees the disconnect.
+                    break
+            if self.close_code is not None and not self._peer_closed:
+                with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+                    await self.websocket.close(self.close_code)
+        except asyncio.CancelledError:
+            if not self.abandoned:
+                raise
+            if self._writer is not None:
+                self._writer.uncancel()
         finally:
-            closing.cancel()
-            if not task.done():  # the writer itself was cancelled
-                task.cancel()
-        return True
+            if self._abandon_timer is not None:
+                self._abandon_timer.cancel()
+            self.closed.set()
+
+    def _abandon(self) -> None:
+        """The close grace is over and the writer is still stuck in a send the peer does not
+        take (it stopped reading): give up on the socket, so the connection's resources go."""
+        if self.closed.is_set() or self._writer is None or self._writer.done():
+            return
+        self.abandoned = True
+        log.warning("send_abandoned", connection_id=self.id, code=self.close_code)
+        self._writer.cancel()

@@ -148,24 +148,38 @@ class FrameHandlers:
             raise FrameError("invalid_field", f"last_seq {frame.last_seq} is beyond the thread")
         # Follow first, holding live events in the merge, then read the replay: an event
         # emitted meanwhile is in one or the other (or both), never lost, never sent twice.
+        # The replay goes out as fast as the client reads (``room``); live events keep
+        # being held until it is all queued, then follow it.
+        conn = self._conn
         merge = ReplayMerge[AgentEvent](frame.last_seq, epoch_matches=frame.epoch == thread.epoch)
-        self._conn.begin_resume(frame.thread_id, merge)
-        replayed: list[tuple[int, AgentEvent]] = []
-        complete = False
+        conn.begin_resume(frame.thread_id, merge)
+        last_sent, sent = frame.last_seq, 0
         try:
+            replayed: list[tuple[int, AgentEvent]] = []
+            complete = False
             if merge.epoch_matches:
                 replayed, complete = await self._replay(thread, frame.last_seq)
-        finally:
-            self._conn.end_resume(frame.thread_id)
             merged = merge.finish(replayed, complete=complete)
-            for event in merged.items:
-                self._conn.send_event(event, self._conn.user_id)
+            batch = merged.items
+            while batch:
+                for event in batch:
+                    if not await conn.room():
+                        return  # closing: the client resumes again on its next connection
+                    conn.send_replayed(event)
+                    last_sent, sent = event.seq, sent + 1
+                batch = merge.take_held(last_sent)
+        finally:
+            # Nothing awaits between the last look at the merge and the end of the resume,
+            # so no live event slips in between (or is lost on an error).
+            for event in merge.take_held(last_sent):
+                conn.send_replayed(event)
+            conn.end_resume(frame.thread_id)
         self._s.metrics.resumes.labels(str(merged.recovered).lower()).inc()
-        self._conn.send_frame(
+        conn.send_frame(
             Resumed(
                 thread_id=frame.thread_id,
                 recovered=merged.recovered,
-                replayed=len(merged.items),
+                replayed=sent,
                 epoch=thread.epoch,
             )
         )

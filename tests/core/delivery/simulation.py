@@ -20,7 +20,10 @@ EPOCH = "e1"
 class Resume:
     thread_id: str
     merge: ReplayMerge[Frame]
-    replay: list[tuple[int, Frame]] | None = None  # read from the log, not yet sent
+    replay: list[tuple[int, Frame]] | None = None  # read from the log, not yet merged
+    outgoing: list[Frame] | None = None  # merged, being sent one by one (as the client reads)
+    last_sent: int = 0
+    recovered: bool = False
 
 
 @dataclass
@@ -95,14 +98,26 @@ class SimServer:
         after = resume.merge.after_seq
         resume.replay = [(e["seq"], e) for e in self.log.get(thread_id, [])[after:]]
 
-    def finish_resume(self, connection: SimConnection, thread_id: str) -> None:
-        resume = connection.resumes.pop(thread_id)
-        merged = resume.merge.finish(resume.replay or [], complete=resume.replay is not None)
-        connection.inbox.extend(merged.items)
+    def send_resume(self, connection: SimConnection, thread_id: str) -> None:
+        """One step of the handler: merge, then send one event; live events stay held until
+        the merged events and everything held meanwhile are out, then ``resumed``."""
+        resume = connection.resumes[thread_id]
+        if resume.outgoing is None:
+            merged = resume.merge.finish(resume.replay or [], complete=True)
+            resume.outgoing, resume.recovered = merged.items, merged.recovered
+            resume.last_sent = resume.merge.after_seq
+        if not resume.outgoing:
+            resume.outgoing = resume.merge.take_held(resume.last_sent)
+        if resume.outgoing:
+            event = resume.outgoing.pop(0)
+            connection.inbox.append(event)
+            resume.last_sent = event["seq"]
+            return
+        del connection.resumes[thread_id]
         connection.inbox.append(
-            {"type": "resumed", "thread_id": thread_id, "recovered": merged.recovered}
+            {"type": "resumed", "thread_id": thread_id, "recovered": resume.recovered}
         )
-        self.recovered.append(merged.recovered)
+        self.recovered.append(resume.recovered)
 
 
 class SimClient:
@@ -143,14 +158,14 @@ class SimClient:
             self.server.begin_resume(self.connection_or_fail(), thread_id, epoch, last_seq)
 
     def progress_resume(self) -> None:
-        """The server gets on with the oldest resume in flight: read, then answer."""
+        """The server gets on with the oldest resume in flight: read, then send a step."""
         if self.connection is None or not self.connection.resumes:
             return
         resume = next(iter(self.connection.resumes.values()))
         if resume.replay is None:
             self.server.read_replay(self.connection, resume.thread_id)
         else:
-            self.server.finish_resume(self.connection, resume.thread_id)
+            self.server.send_resume(self.connection, resume.thread_id)
 
     def receive(self, *, duplicate: bool = False) -> None:
         if self.connection is None or not self.connection.inbox:

@@ -80,8 +80,10 @@ def test_a_live_event_emitted_while_a_resume_is_read_comes_once_after_the_replay
     client.reconnect()
     client.progress_resume()  # the replay is read: seqs 1, 2
     server.emit("a")  # seq 3 arrives live while the replay is not yet sent
-    server.emit("a")
-    client.progress_resume()  # replay and held live events go out, merged
+    client.progress_resume()  # seq 1 goes out
+    server.emit("a")  # seq 4 arrives live while the replay is being sent
+    client.progress_resume()  # seq 2
+    server.emit("a")  # seq 5
     client.settle()
-    assert client.seen["a"] == [1, 2, 3, 4]
+    assert client.seen["a"] == [1, 2, 3, 4, 5]
     assert client.inbound.duplicates == 0

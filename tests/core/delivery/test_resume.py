@@ -112,3 +112,14 @@ def test_threads_are_ordered_independently():
     inbound.offer(event(1, thread="a"))
     assert seqs(inbound.offer(event(1, thread="b"))) == [1]
     assert (inbound.ack_seq("a"), inbound.ack_seq("b"), inbound.ack_seq("c")) == (1, 1, 0)
+
+
+def test_live_events_held_while_the_replay_is_sent_come_after_what_was_sent():
+    merge = ReplayMerge[str](0, epoch_matches=True)
+    merged = merge.finish([(1, "a"), (2, "b")], complete=True)
+    merge.hold(2, "b-live")  # a redelivery of what the replay already holds
+    merge.hold(4, "d")
+    merge.hold(3, "c")
+    assert merged.items == ["a", "b"]
+    assert merge.take_held(2) == ["c", "d"]
+    assert merge.take_held(4) == []

@@ -113,3 +113,26 @@ async def test_a_close_the_peer_never_lets_through_is_abandoned_and_the_writer_e
     conn.request_close(4408)
     await asyncio.wait_for(writer, 5)
     assert conn.abandoned and conn.closed.is_set()
+
+
+async def test_a_replay_waits_for_room_while_the_queue_is_over_half_full():
+    conn, _ = make(RecordingSocket(), max_queue_bytes=64 * 1024)
+    conn.follow("t")
+    while conn.queued_bytes <= 32 * 1024:
+        conn.send_replayed(event(1, "x" * 4000))
+    waiting = asyncio.create_task(conn.room())
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    writer = asyncio.create_task(conn.run_writer())  # the client reads: the queue drains
+    assert await asyncio.wait_for(waiting, 5) is True
+    conn.request_close(1000)
+    await writer
+
+
+async def test_a_replay_waiting_for_room_stops_when_the_connection_closes():
+    conn, _ = make(RecordingSocket(), max_queue_bytes=64 * 1024)
+    while conn.queued_bytes <= 32 * 1024:
+        conn.send_replayed(event(1, "x" * 4000))
+    waiting = asyncio.create_task(conn.room())
+    conn.request_close(4408)
+    assert await asyncio.wait_for(waiting, 5) is False
