@@ -24,7 +24,7 @@ MAX_TEXT = 200
 MAX_FRAME = 8192
 KNOWN = ("chat", "ack", "resume", "pong", "cancel")
 ERROR_CODES = {"invalid_json", "unknown_type", "invalid_field", "too_large", "rate_limited"}
-EXAMPLES = 1000
+EXAMPLES = 2000
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
 json_values = st.recursive(
