@@ -43,6 +43,10 @@ SYSTEM_PROMPT = (
     "usage; answer briefly with the figures they return."
 )
 _CIRCUIT_STATE_VALUE = {"closed": 0, "half_open": 1, "open": 2}
+# How long a run's ending waits for an unavailable database (about a minute in all), and
+# which failures are worth the wait: the database is away, not refusing this event.
+TERMINAL_RETRY_WAITS_S = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0, 8.0, 8.0, 8.0)
+_DATABASE_OUTAGE = frozenset({"connection_refused", "connection_lost", "timeout", "pool_exhausted"})
 
 
 @dataclass
@@ -280,12 +284,25 @@ class AgentRunner:
     async def _emit_terminal(
         self, ctx: UserExecutionContext, kind: EventType, data: dict[str, Any]
     ) -> None:
-        """Terminal events must not raise: a failure here is counted and logged, not lost."""
-        try:
-            await self._publisher.emit(ctx, kind, data)
-        except DatabaseError as exc:
-            self._metrics.events_undelivered.labels(kind, f"persist_{exc.category}").inc()
-            log.error("terminal_event_not_persisted", type=kind, category=exc.category)
+        """Terminal events must not raise: a failure here is counted and logged, not lost.
+
+        An event is sent only once it is stored (its seq comes from the database), so while
+        the database is out the run's ending is retried, waits doubling, for up to
+        ``TERMINAL_RETRY_WAITS_S``: a run whose database comes back ends for its client (with
+        the ``database_*`` reason it failed with) instead of staying silent for good."""
+        waits = iter(TERMINAL_RETRY_WAITS_S)
+        while True:
+            try:
+                await self._publisher.emit(ctx, kind, data)
+                return
+            except DatabaseError as exc:
+                wait = next(waits, None)
+                if wait is None or not (exc.retryable or exc.category in _DATABASE_OUTAGE):
+                    self._metrics.events_undelivered.labels(kind, f"persist_{exc.category}").inc()
+                    log.error("terminal_event_not_persisted", type=kind, category=exc.category)
+                    return
+                log.warning("terminal_event_retrying", type=kind, category=exc.category, wait=wait)
+                await asyncio.sleep(wait)
 
     async def _finish_failed(
         self, ctx: UserExecutionContext, reason: str, phase: str, message: str, started: float

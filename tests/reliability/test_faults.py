@@ -88,16 +88,12 @@ async def test_postgres_stopped_shows_in_readiness_refuses_chats_and_recovers(st
         print(f"\npostgres stopped: readiness {category}, chat refused, recovered")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TimeoutError,
-    reason="BUG (reported, not fixed here): a run in flight when the database goes away "
-    "decides agent_error(database_<category>) and agent_completed(failed), but the publisher "
-    "sends only what it could persist, so neither reaches the client and the run goes silent "
-    "(logged as terminal_event_not_persisted). Fixing it needs a seq for an unstored event: "
-    "a delivery/publisher design decision.",
-)
-async def test_a_run_in_flight_when_postgres_stops_ends_with_agent_error(start_server):
+async def test_a_run_in_flight_when_postgres_stops_ends_with_agent_error_once_it_is_back(
+    start_server,
+):
+    """The run's ending is stored before it is sent (its seq comes from the database), so
+    it waits for the database; before the fix it was dropped and the run went silent for
+    good (terminal_event_not_persisted)."""
     with private_postgres() as postgres:
         await asyncio.to_thread(migrate.upgrade, postgres.url)
         server = await start_server(
@@ -105,12 +101,30 @@ async def test_a_run_in_flight_when_postgres_stops_ends_with_agent_error(start_s
         )
         async with VigilClient.connect(server.ws_url, server.token("alice")) as client:
             accepted = await client.chat("What is 3 + 3?")
-            assert (await client.next_event(10))["type"] == "agent_started"
+            started = await client.next_event(10)
+            assert started["type"] == "agent_started"
             await asyncio.to_thread(postgres.stop, "immediate")  # the model is thinking
-            events = await events_of_run(client, accepted["run_id"], timeout_s=20)
+            await eventually_logged(server, "terminal_event_retrying")
+            await asyncio.to_thread(postgres.start)
+            events = await events_of_run(client, accepted["run_id"], timeout_s=30)
+            after = await client.run("What is 4 + 4?", accepted["thread_id"], timeout=30)
         error = next(e for e in events if e["type"] == "agent_error")
         assert error["data"]["reason"].startswith("database_"), error
         assert events[-1]["data"]["status"] == "failed"
+        assert_well_formed_run([started, *events])
+        assert_well_formed_run(after.events)
+        seqs = [e["seq"] for e in [started, *events, *after.events]]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+        assert "terminal_event_not_persisted" not in server.logs.getvalue()
+        print(f"\npostgres stopped mid-run: the run ended with {error['data']['reason']}")
+
+
+async def eventually_logged(server, event: str, attempts: int = 200) -> None:
+    for _ in range(attempts):
+        if f'"event": "{event}"' in server.logs.getvalue():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{event} never logged")
 
 
 async def test_redis_killed_and_restarted_mid_run_loses_nothing(start_server):
