@@ -41,6 +41,8 @@ EVENT_TYPES = frozenset(
     }
 )
 RETRY_RESUME_CODES = frozenset({"rate_limited", "unavailable"})
+# How many answered chat ids are remembered, to drop a second answer to a resent chat.
+ANSWERED_MEMORY = 1000
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,10 @@ class VigilClient:
         self._resuming: str | None = None
         self.resume_errors: list[dict[str, Any]] = []
         self.resume_retries = 0
+        # Chats waiting for their answer: sent again after a reconnect (the server runs one
+        # run per id, so a chat lost with its connection is neither lost nor doubled).
+        self._chats: dict[str, tuple[dict[str, Any], asyncio.Future[dict[str, Any]]]] = {}
+        self._answered: deque[str] = deque(maxlen=ANSWERED_MEMORY)
         self._resume_retry: asyncio.Task[None] | None = None
         self._closing = False
         self._reader = asyncio.create_task(self._run())
@@ -165,7 +171,23 @@ class VigilClient:
                 else:
                     if kind == "chat_accepted":
                         self.inbound.follow(frame["thread_id"], frame.get("epoch"))
-                    self.other_frames.put_nowait(frame)
+                    if not self._answers_chat(frame):
+                        self.other_frames.put_nowait(frame)
+
+    def _answers_chat(self, frame: dict[str, Any]) -> bool:
+        """Hand a ``chat_accepted`` (or an ``error`` with a ref) to the ``chat`` waiting for
+        it. A second answer to a chat sent twice across a reconnect is dropped."""
+        kind = frame.get("type")
+        msg_id = frame.get("id") if kind == "chat_accepted" else frame.get("ref")
+        if kind not in ("chat_accepted", "error") or not isinstance(msg_id, str):
+            return False
+        waiting = self._chats.get(msg_id)
+        if waiting is not None:
+            if not waiting[1].done():
+                waiting[1].set_result(frame)
+            self._answered.append(msg_id)
+            return True
+        return msg_id in self._answered
 
     async def _on_events(self, events: list[dict[str, Any]]) -> None:
         threads: set[str] = set()
@@ -230,6 +252,9 @@ class VigilClient:
                 continue
             self.reconnects += 1
             await self._resume_all()
+            for frame, answer in list(self._chats.values()):
+                if not answer.done():
+                    await self.send(frame)
             return True
         return False
 
@@ -299,12 +324,17 @@ class VigilClient:
 
     async def _next(self, queue: asyncio.Queue[dict[str, Any]], timeout: float) -> dict[str, Any]:
         getter = asyncio.ensure_future(queue.get())
-        done, _ = await asyncio.wait(
-            {getter, self._reader}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-        )
-        if getter in done:
-            return getter.result()
-        getter.cancel()
+        try:
+            return await self._wait(getter, timeout)
+        finally:
+            getter.cancel()
+
+    async def _wait(self, answer: asyncio.Future[dict[str, Any]], timeout: float) -> dict[str, Any]:
+        """``answer``'s result, unless the client ends or ``timeout`` passes first."""
+        waiters: set[asyncio.Future[Any]] = {answer, self._reader}
+        done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if answer in done:
+            return answer.result()
         if self._reader in done:
             if self._reader.exception() is not None:
                 raise ConnectionError("the client's reader failed") from self._reader.exception()
@@ -320,8 +350,14 @@ class VigilClient:
         timeout: float = 10.0,
     ) -> dict[str, Any]:
         msg_id = msg_id or uuid.uuid4().hex
-        await self.send({"type": "chat", "id": msg_id, "thread_id": thread_id, "text": text})
-        reply = await self.next_frame(timeout)
+        frame = {"type": "chat", "id": msg_id, "thread_id": thread_id, "text": text}
+        answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._chats[msg_id] = (frame, answer)
+        try:
+            await self.send(frame)
+            reply = await self._wait(answer, timeout)
+        finally:
+            del self._chats[msg_id]
         if reply.get("type") != "chat_accepted":
             raise RuntimeError(f"chat refused: {reply}")
         return reply

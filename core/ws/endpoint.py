@@ -15,6 +15,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from core.auth import SUBPROTOCOL, AuthRefusal
 from core.protocol import (
     AckFrame,
+    ChatFrame,
     ClientFrame,
     ConnectionReady,
     ErrorFrame,
@@ -121,7 +122,8 @@ class _FrameBudget:
             return
         if bucket.consecutive_refusals >= RATE_LIMIT_CLOSE_AFTER:
             connection.request_close(CLOSE_RATE_LIMITED)
-        raise FrameError("rate_limited", "too many frames; slow down")
+        ref = frame.id if isinstance(frame, ChatFrame) else None
+        raise FrameError("rate_limited", "too many frames; slow down", ref)
 
 
 async def _read_frames(services: Services, connection: Connection, handlers: FrameHandlers) -> None:

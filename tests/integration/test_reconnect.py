@@ -124,3 +124,15 @@ async def test_an_expired_session_without_a_token_source_ends_the_client(live_se
         with pytest.raises(ConnectionClosed):
             await client.next_event(10)
     assert client.reconnects == 0
+
+
+async def test_a_chat_sent_while_the_connection_is_down_starts_its_run_once(live_server):
+    policy = Reconnect(backoff=BACKOFF, rng=random.Random(4), sleep=NoWait())
+    async with VigilClient.connect(
+        live_server.ws_url, live_server.token("alice"), reconnect=policy
+    ) as client:
+        client.websocket.transport.abort()  # the chat below goes out on a dead socket
+        result = await client.run("What is 5 * 5?")
+    assert client.reconnects == 1
+    assert result.completed["data"]["status"] == "completed"
+    assert live_server.metric("vigil_runs_total", {"status": "completed"}) == 1

@@ -42,7 +42,7 @@ async def test_runs_cut_off_at_random_points_reach_the_application_exactly_once_
     policy = Reconnect(backoff=backoff, rng=random.Random(1), sleep=sleep)
     seen: list[dict] = []
     thread_id = None
-    cuts = 0
+    cuts = twice = 0
     async with VigilClient.connect(
         live_server.ws_url, live_server.token("alice"), reconnect=policy
     ) as client:
@@ -55,6 +55,10 @@ async def test_runs_cut_off_at_random_points_reach_the_application_exactly_once_
                 if len(run) == cut_after:
                     client.websocket.transport.abort()  # no close frame: as if the network died
                     cuts += 1
+                    if rng.random() < 0.25:  # and again, while the resume is under way
+                        await eventually(lambda at=cuts: client.reconnects == at)
+                        client.websocket.transport.abort()
+                        cuts, twice = cuts + 1, twice + 1
                 event = await client.next_event(10)
                 seen.append(event)
                 if event["run_id"] == accepted["run_id"]:
@@ -64,14 +68,14 @@ async def test_runs_cut_off_at_random_points_reach_the_application_exactly_once_
 
     assert [e["seq"] for e in seen] == list(range(1, len(stored) + 1))
     assert [e["event_id"] for e in seen] == [e["event_id"] for e in stored]
-    assert cuts >= RUNS / 2
+    assert cuts >= RUNS / 2 and twice > 0
     assert client.reconnects == cuts
-    assert len(client.resumed) == cuts
+    # A resume cut off before its answer is not answered; every answer recovered.
+    assert cuts - twice <= len(client.resumed) <= cuts
     assert all(frame["recovered"] for frame in client.resumed)
     assert client.backfilled == 0
     assert all(0 <= d <= backoff.ceiling(0) for d in sleep.delays)
     assert live_server.metric("vigil_resumes_total", {"recovered": "false"}) == 0
-    assert live_server.metric("vigil_resumes_total", {"recovered": "true"}) == cuts
 
 
 async def test_a_resume_with_another_epoch_does_not_recover_and_the_client_backfills(
