@@ -40,3 +40,13 @@ def _env(extra: dict[str, str]) -> dict[str, str]:
     import os
 
     return {**os.environ, **extra}
+
+
+def test_loadgen_stops_starting_runs_at_the_duration(live_backend: BackendProcess):
+    command = [sys.executable, "-m", "core", "loadgen", "--users", "2", "--runs", "100000"]
+    command += ["--url", live_backend.ws_url, "--json", "--duration", "1"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert 0 < summary["runs_completed"] < 200_000
+    assert summary["errors"] == {}
