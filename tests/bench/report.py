@@ -96,6 +96,12 @@ figure below comes from the run named in its section. Do not edit by hand. Figur
 ratios were measured against their baseline in the same run, on the same machine, so the
 ratio holds even where absolute numbers move with the machine's load. A missed target is
 reported as missed.
+
+Knobs: `VIGIL_BENCH_SCALE` (default 1) scales the run counts, `VIGIL_BENCH_SECONDS` the
+sidecar bench's window, `VIGIL_SOAK_SECONDS` the soak; one bench alone:
+`.venv/bin/python -m pytest tests/bench/test_resume.py -m bench -s --timeout=1800`. The load
+generator used for the session figures is `vigil loadgen --users N --runs M [--duration S]
+[--json]` against any running backend.
 """
 
 

@@ -99,13 +99,16 @@ async def record_template(ws_url: str, token: str, path: Path) -> int:
     return len(template)
 
 
-async def test_acked_event_throughput_against_the_ceiling_and_socketio(sqlite_url, tmp_path):
+async def test_acked_event_throughput_against_the_ceiling_and_socketio(
+    sqlite_url, postgres_session_url, tmp_path
+):
     frames = tmp_path / "run.json"
-    rates: dict[str, list[float]] = {"vigil": [], "ceiling": [], "socketio": []}
+    rates: dict[str, list[float]] = {"vigil": [], "vigil_pg": [], "ceiling": [], "socketio": []}
     vigil_cpu_s = vigil_wall_s = 0.0
     vigil_events = 0
     with (
         backend(sqlite_url, VIGIL_MAX_RUNS_PER_USER=str(IN_FLIGHT)) as vigil,
+        backend(postgres_session_url, VIGIL_MAX_RUNS_PER_USER=str(IN_FLIGHT)) as vigil_pg,
     ):
         token = vigil.token("bench")
         per_run = await record_template(vigil.ws_url, token, frames)
@@ -117,11 +120,13 @@ async def test_acked_event_throughput_against_the_ceiling_and_socketio(sqlite_ur
             sio_url = f"http://127.0.0.1:{sio_port}"
             # Warm-up: imports, JIT-less caches, the first SQLite pages.
             await vigil_round(vigil.ws_url, token)
+            await vigil_round(vigil_pg.ws_url, token)
             await vigil_round(ceiling_url, token)
             await sio_round(sio_url)
             for _ in range(ROUNDS):
                 for name, round_ in (
                     ("vigil", lambda: vigil_round(vigil.ws_url, token)),
+                    ("vigil_pg", lambda: vigil_round(vigil_pg.ws_url, token)),
                     ("ceiling", lambda: vigil_round(ceiling_url, token)),
                     ("socketio", lambda: sio_round(sio_url)),
                 ):
@@ -145,10 +150,16 @@ async def test_acked_event_throughput_against_the_ceiling_and_socketio(sqlite_ur
     vs_socketio = median["vigil"] / median["socketio"]
     figures = [
         Figure("Vigil full path, acked events/s (median of rounds)", f"{median['vigil']:,.0f}"),
+        Figure("Vigil on PostgreSQL, acked events/s", f"{median['vigil_pg']:,.0f}"),
         Figure("bare websockets ceiling, events/s", f"{median['ceiling']:,.0f}"),
         Figure("python-socketio emit-with-ack, events/s", f"{median['socketio']:,.0f}"),
         Figure("Vigil / ceiling", f"{vs_ceiling:.2f}x", ">= 0.6x", vs_ceiling >= 0.6),
         Figure("Vigil / python-socketio", f"{vs_socketio:.2f}x", ">= 2x", vs_socketio >= 2.0),
+        Figure(
+            "Vigil on PostgreSQL / ceiling, / python-socketio",
+            f"{median['vigil_pg'] / median['ceiling']:.2f}x, "
+            f"{median['vigil_pg'] / median['socketio']:.2f}x",
+        ),
         Figure(
             "Vigil events emitted / acked / undelivered",
             f"{emitted:.0f} / {acked:.0f} / {undelivered:.0f}",
@@ -169,7 +180,8 @@ async def test_acked_event_throughput_against_the_ceiling_and_socketio(sqlite_ur
         notes=f"{RUNS} runs of {per_run} events per round, {IN_FLIGHT} runs in flight on one "
         f"connection, {ROUNDS} alternating rounds after a warm-up; each server in its own "
         "process, the client in the test process. Vigil on the embedded default (SQLite, "
-        "in-process event log, tracing to the in-memory buffer, metrics on), with "
+        "in-process event log, tracing to the in-memory buffer, metrics on), and the same "
+        "on PostgreSQL (the machine's server, a fresh database), each with "
         f"VIGIL_MAX_RUNS_PER_USER={IN_FLIGHT} and the frame rate limit raised so the bench's "
         "own acks are not refused. Events/s per round: " + rounds + ".",
     )
