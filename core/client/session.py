@@ -16,7 +16,6 @@ import contextlib
 import json
 import random
 import uuid
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +26,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from core.client.backfill import stored_events
 from core.client.handshake import Endpoint, HandshakeRefused, handshake
+from core.client.pending import PendingChats, ResumeQueue
 from core.delivery.reconnect import Backoff, Next, after_close, after_refusal
 from core.delivery.resume import Inbound
 
@@ -40,9 +40,6 @@ EVENT_TYPES = frozenset(
         "agent_error",
     }
 )
-RETRY_RESUME_CODES = frozenset({"rate_limited", "unavailable"})
-# How many answered chat ids are remembered, to drop a second answer to a resent chat.
-ANSWERED_MEMORY = 1000
 
 
 @dataclass(frozen=True)
@@ -93,23 +90,24 @@ class VigilClient:
         self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._endpoint = endpoint
         self._reconnect = reconnect
-        # Resumes after a reconnect go one at a time (each answered before the next), so
-        # a client following many threads stays inside the server's frame budget.
-        self._to_resume: deque[str] = deque()
-        self._resuming: str | None = None
-        self.resume_errors: list[dict[str, Any]] = []
-        self.resume_retries = 0
-        # Chats waiting for their answer: sent again after a reconnect (the server runs one
-        # run per id, so a chat lost with its connection is neither lost nor doubled).
-        self._chats: dict[str, tuple[dict[str, Any], asyncio.Future[dict[str, Any]]]] = {}
-        self._answered: deque[str] = deque(maxlen=ANSWERED_MEMORY)
+        self._resumes = ResumeQueue()
         self._resume_retry: asyncio.Task[None] | None = None
+        self._chats = PendingChats()
         self._closing = False
         self._reader = asyncio.create_task(self._run())
 
     @property
     def duplicates_dropped(self) -> int:
         return self.inbound.duplicates
+
+    @property
+    def resume_errors(self) -> list[dict[str, Any]]:
+        """Resumes refused for good (not_found: the thread is no longer this user's)."""
+        return self._resumes.errors
+
+    @property
+    def resume_retries(self) -> int:
+        return self._resumes.retries
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -163,31 +161,13 @@ class VigilClient:
                     await self.send({"type": "pong", "ts": frame.get("ts")})
                 elif kind in EVENT_TYPES:
                     await self._on_events([frame])
-                elif kind == "resumed" and frame.get("thread_id") == self._resuming:
-                    await self._on_resumed(frame)
-                    await self._resume_next()
-                elif kind == "error" and self._resuming and frame.get("ref") is None:
-                    await self._on_resume_refused(frame)
+                elif self._resumes.answers(frame):
+                    await self._on_resume_answer(frame)
                 else:
                     if kind == "chat_accepted":
                         self.inbound.follow(frame["thread_id"], frame.get("epoch"))
-                    if not self._answers_chat(frame):
+                    if not self._chats.answer(frame):
                         self.other_frames.put_nowait(frame)
-
-    def _answers_chat(self, frame: dict[str, Any]) -> bool:
-        """Hand a ``chat_accepted`` (or an ``error`` with a ref) to the ``chat`` waiting for
-        it. A second answer to a chat sent twice across a reconnect is dropped."""
-        kind = frame.get("type")
-        msg_id = frame.get("id") if kind == "chat_accepted" else frame.get("ref")
-        if kind not in ("chat_accepted", "error") or not isinstance(msg_id, str):
-            return False
-        waiting = self._chats.get(msg_id)
-        if waiting is not None:
-            if not waiting[1].done():
-                waiting[1].set_result(frame)
-            self._answered.append(msg_id)
-            return True
-        return msg_id in self._answered
 
     async def _on_events(self, events: list[dict[str, Any]]) -> None:
         threads: set[str] = set()
@@ -252,32 +232,28 @@ class VigilClient:
                 continue
             self.reconnects += 1
             await self._resume_all()
-            for frame, answer in list(self._chats.values()):
-                if not answer.done():
-                    await self.send(frame)
+            for frame in self._chats.unanswered():
+                await self.send(frame)
             return True
         return False
 
     async def _resume_all(self) -> None:
         if self._resume_retry is not None:
             self._resume_retry.cancel()
-        self._to_resume = deque(thread_id for thread_id, _, _ in self.inbound.resume_points())
+        self._resumes.restart(thread_id for thread_id, _, _ in self.inbound.resume_points())
         await self._resume_next()
 
-    async def _on_resume_refused(self, frame: dict[str, Any]) -> None:
-        """The error that answered our resume. Over the frame budget or a database hiccup:
-        the same thread again, a little later (reading goes on meanwhile). Anything else
-        (not_found: no longer this user's): recorded, and on to the next thread."""
-        assert self._resuming is not None and self._reconnect is not None
-        if frame.get("code") in RETRY_RESUME_CODES:
-            self._to_resume.appendleft(self._resuming)
-            self._resuming = None
-            self.resume_retries += 1
+    async def _on_resume_answer(self, frame: dict[str, Any]) -> None:
+        if frame["type"] == "resumed":
+            await self._on_resumed(frame)
+        elif self._resumes.refused(frame):
+            # Over the frame budget, or a database hiccup: the same thread a little later,
+            # reading going on meanwhile.
+            assert self._reconnect is not None
             self._resume_retry = asyncio.create_task(
                 self._resume_later(self._reconnect.resume_retry_s)
             )
             return
-        self.resume_errors.append({**frame, "thread_id": self._resuming})
         await self._resume_next()
 
     async def _resume_later(self, delay_s: float) -> None:
@@ -288,12 +264,10 @@ class VigilClient:
     async def _resume_next(self) -> None:
         """Resume the next followed thread from the last seq handed over (read now, not at
         reconnect time: the thread may have moved on meanwhile)."""
-        self._resuming = None
-        if not self._to_resume:
+        thread_id = self._resumes.next()
+        if thread_id is None:
             return
-        thread_id = self._to_resume.popleft()
         cursor = self.inbound.threads[thread_id]
-        self._resuming = thread_id
         await self.send(
             {
                 "type": "resume",
@@ -351,13 +325,12 @@ class VigilClient:
     ) -> dict[str, Any]:
         msg_id = msg_id or uuid.uuid4().hex
         frame = {"type": "chat", "id": msg_id, "thread_id": thread_id, "text": text}
-        answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._chats[msg_id] = (frame, answer)
+        answer = self._chats.open(msg_id, frame)
         try:
             await self.send(frame)
             reply = await self._wait(answer, timeout)
         finally:
-            del self._chats[msg_id]
+            self._chats.close(msg_id)
         if reply.get("type") != "chat_accepted":
             raise RuntimeError(f"chat refused: {reply}")
         return reply
