@@ -6,6 +6,7 @@ and the tests).
   lost connections (backoff with full jitter, resume, REST backfill).
 - ``handshake``: opening one authenticated socket, and ``HandshakeRefused``.
 - ``backfill``: reading a thread's stored events over REST.
+- ``pending``: chats waiting for their answer, and the queue of threads to resume.
 """
 
 from websockets.exceptions import ConnectionClosed

@@ -94,6 +94,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
         services.hub.remove(connection)
+        handlers.resumes.close()
         for task in tasks[1:]:
             task.cancel()
         connection.request_close(connection.close_code or 1000)

@@ -9,28 +9,23 @@ from opentelemetry.trace import SpanContext
 from core.agent.context import UserExecutionContext
 from core.db.errors import DatabaseError
 from core.db.repository import ThreadRecord
-from core.delivery.resume import ReplayMerge
-from core.eventlog.replay import replay_events
 from core.protocol import (
     AckFrame,
-    AgentEvent,
     CancelFrame,
     ChatAccepted,
     ChatFrame,
     ClientFrame,
     FrameError,
     PongFrame,
-    Resumed,
     ResumeFrame,
 )
 from core.services import Services
 from core.telemetry.logging import get_logger
 from core.ws.connection import Connection
 from core.ws.heartbeat import Heartbeat
+from core.ws.resume import Resumes
 
 log = get_logger(__name__)
-
-RESUME_REPLAY_LIMIT = 10_000
 
 
 class FrameHandlers:
@@ -48,6 +43,7 @@ class FrameHandlers:
         self._heartbeat = heartbeat
         self._request_id = request_id
         self._connection_span = connection_span
+        self.resumes = Resumes(services, connection)
 
     async def handle(self, frame: ClientFrame) -> None:
         try:
@@ -146,56 +142,4 @@ class FrameHandlers:
         thread = await self._owned_thread(frame.thread_id)
         if frame.last_seq > thread.last_seq:
             raise FrameError("invalid_field", f"last_seq {frame.last_seq} is beyond the thread")
-        # Follow first, holding live events in the merge, then read the replay: an event
-        # emitted meanwhile is in one or the other (or both), never lost, never sent twice.
-        # The replay goes out as fast as the client reads (``room``); live events keep
-        # being held until it is all queued, then follow it.
-        conn = self._conn
-        merge = ReplayMerge[AgentEvent](frame.last_seq, epoch_matches=frame.epoch == thread.epoch)
-        conn.begin_resume(frame.thread_id, merge)
-        last_sent, sent = frame.last_seq, 0
-        try:
-            replayed: list[tuple[int, AgentEvent]] = []
-            complete = False
-            if merge.epoch_matches:
-                replayed, complete = await self._replay(thread, frame.last_seq)
-            merged = merge.finish(replayed, complete=complete)
-            batch = merged.items
-            while batch:
-                for event in batch:
-                    if not await conn.room():
-                        return  # closing: the client resumes again on its next connection
-                    conn.send_replayed(event)
-                    last_sent, sent = event.seq, sent + 1
-                batch = merge.take_held(last_sent)
-        finally:
-            # Nothing awaits between the last look at the merge and the end of the resume,
-            # so no live event slips in between (or is lost on an error).
-            for event in merge.take_held(last_sent):
-                conn.send_replayed(event)
-            conn.end_resume(frame.thread_id)
-        self._s.metrics.resumes.labels(str(merged.recovered).lower()).inc()
-        conn.send_frame(
-            Resumed(
-                thread_id=frame.thread_id,
-                recovered=merged.recovered,
-                replayed=sent,
-                epoch=thread.epoch,
-            )
-        )
-
-    async def _replay(
-        self, thread: ThreadRecord, after_seq: int
-    ) -> tuple[list[tuple[int, AgentEvent]], bool]:
-        """The events after ``after_seq`` and whether that is all of them: from the event
-        log, or from the database when the log cannot vouch for the whole range."""
-        replay = await replay_events(
-            self._s.replica.event_log,
-            self._s.repository,
-            user_id=self._conn.user_id,
-            thread=thread,
-            after_seq=after_seq,
-            limit=RESUME_REPLAY_LIMIT,
-        )
-        self._s.replica.metrics.resume_sources.labels(replay.source).inc()
-        return [(event.seq, event) for event in replay.events], replay.complete
+        self.resumes.start(frame, thread)
