@@ -50,6 +50,13 @@ def sidecar(  # noqa: PLR0917 - typer: one parameter per option
     target_name: Annotated[
         str | None, typer.Option(help="Text in its process name or command line.")
     ] = None,
+    memory_limit: Annotated[
+        int | None,
+        typer.Option(
+            envvar="VIGIL_TARGET_MEMORY_LIMIT",
+            help="The backend's memory limit in bytes (default: read from its cgroup).",
+        ),
+    ] = None,
     drain_on_critical: Annotated[
         bool, typer.Option(help="Ask the backend to drain when its memory is critical.")
     ] = False,
@@ -76,6 +83,8 @@ def sidecar(  # noqa: PLR0917 - typer: one parameter per option
     for name, value in intervals.items():
         if value <= 0:
             fail(f"{name}: must be a positive number of seconds (got {value})")
+    if memory_limit is not None and memory_limit <= 0:
+        fail(f"--memory-limit: must be a positive number of bytes (got {memory_limit})")
     try:
         tokens = default_tokens()
     except SettingsError as exc:
@@ -89,6 +98,7 @@ def sidecar(  # noqa: PLR0917 - typer: one parameter per option
         canary_interval_s=canary_interval,
         memory_interval_s=memory_interval,
         memory_target=TargetSpec(pid=target_pid, pid_file=target_pid_file, name=target_name),
+        memory_limit_bytes=memory_limit,
         drain_on_critical=drain_on_critical,
     )
     server = uvicorn.Server(

@@ -51,6 +51,7 @@ class SidecarConfig:
     canary_deadline_s: float = DEADLINE_S
     memory_target: TargetSpec = field(default_factory=TargetSpec)
     memory_window_s: float = 600.0
+    memory_limit_bytes: int | None = None
     thresholds: Thresholds = field(default_factory=Thresholds)
     drain_on_critical: bool = False
 
@@ -117,6 +118,7 @@ class Sidecar:
             thresholds=config.thresholds,
             interval_s=config.memory_interval_s,
             window_s=config.memory_window_s,
+            limit_bytes=config.memory_limit_bytes,
             drain=self.request_drain if config.drain_on_critical else None,
         )
         self.last_scrape: dict[str, Any] = {"at": None, "ok": None, "error": None}

@@ -42,6 +42,7 @@ class MemoryWatcher:
         interval_s: float = 5.0,
         window_s: float = 600.0,
         uss_every: int = 12,
+        limit_bytes: int | None = None,
         drain: DrainRequest | None = None,
         timer: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -50,6 +51,9 @@ class MemoryWatcher:
         self.thresholds = thresholds or Thresholds()
         self.interval_s = interval_s
         self.uss_every = max(1, uss_every)
+        # A limit given by the operator wins over the cgroup's: in a pod, the backend's cgroup
+        # is hidden from the sidecar's container, whose own limit is not the backend's.
+        self.limit_bytes = limit_bytes
         self.drain = drain
         self.timer = timer
         self.window = RssWindow(window_s)
@@ -88,7 +92,8 @@ class MemoryWatcher:
         except (psutil.NoSuchProcess, psutil.AccessDenied) as exc:
             self.process = None
             raise TargetNotFound(f"process {process.pid}: cannot read its memory ({exc})") from exc
-        return Reading(process.pid, rss, uss, memory_limit(process.pid))
+        limit = self.limit_bytes if self.limit_bytes is not None else memory_limit(process.pid)
+        return Reading(process.pid, rss, uss, limit)
 
     @staticmethod
     def _uss(process: psutil.Process) -> float | None:

@@ -213,3 +213,19 @@ def test_the_chart_s_app_version_is_the_distribution_s_version():
     assert metadata["appVersion"] == pyproject["project"]["version"]
     image = chart.containers(chart.default_objects())["backend"]["image"]
     assert image.endswith(":" + pyproject["project"]["version"])
+
+
+def test_the_sidecar_judges_memory_against_the_backend_s_limit_not_its_own():
+    # The backend's cgroup is hidden from the sidecar's container: the pod tells it the limit.
+    [limit] = [
+        e
+        for e in chart.containers(chart.default_objects())["sidecar"]["env"]
+        if e["name"] == "VIGIL_TARGET_MEMORY_LIMIT"
+    ]
+    assert limit["valueFrom"]["resourceFieldRef"] == {
+        "containerName": "backend",
+        "resource": "limits.memory",
+    }
+    unlimited = chart.render({"backend": {"resources": {"limits": None}}})
+    names = [e["name"] for e in chart.containers(unlimited)["sidecar"]["env"]]
+    assert "VIGIL_TARGET_MEMORY_LIMIT" not in names

@@ -94,6 +94,11 @@ class Pod:
                 value = secrets[(ref["name"], ref["key"])]
             elif "fieldRef" in reference:
                 value = "vigil-7c9f-abcde"
+            elif "resourceFieldRef" in reference:
+                ref = reference["resourceFieldRef"]
+                kind, _, resource = ref["resource"].partition(".")
+                quantity = self.containers[ref["containerName"]]["resources"][kind][resource]
+                value = str(_bytes(quantity))
             value = re.sub(r"\$\((\w+)\)", lambda m: environ.get(m.group(1), m.group(0)), value)
             environ[variable["name"]] = self._local(value)
         return environ
@@ -203,3 +208,14 @@ def test_the_rendered_pod_starts_watches_its_backend_and_drains_on_sigterm(
                 sidecar.wait(timeout=15)
             finally:
                 _stop(sidecar)
+
+
+_BINARY_SUFFIXES = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+
+
+def _bytes(quantity: str) -> int:
+    """A Kubernetes memory quantity as the downward API gives it (bytes, divisor 1)."""
+    for suffix, factor in _BINARY_SUFFIXES.items():
+        if quantity.endswith(suffix):
+            return int(quantity[: -len(suffix)]) * factor
+    return int(quantity)

@@ -102,3 +102,9 @@ def test_canary_once_fails_with_the_phase_blamed_when_the_backend_is_down() -> N
     result = runner.invoke(app, ["canary", "--once", "--target-url", url])
     assert result.exit_code == 1
     assert "unreachable (phase: connect)" in result.stdout
+
+
+def test_the_sidecar_refuses_a_memory_limit_that_is_not_positive() -> None:
+    result = runner.invoke(app, ["run", "--memory-limit", "0"])
+    assert result.exit_code == 2
+    assert "--memory-limit" in result.stderr and "positive" in result.stderr

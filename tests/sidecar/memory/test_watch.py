@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from sidecar.memory.target import TargetNotFound, TargetSpec, find_target
@@ -92,3 +93,15 @@ def test_the_backend_is_found_by_pid_file_and_by_name(
     assert find_target(TargetSpec(name="vigil-test-marker")).pid == pid
     with pytest.raises(TargetNotFound, match="no process named"):
         find_target(TargetSpec(name="no-such-process-anywhere-42"))
+
+
+async def test_a_limit_given_by_the_operator_is_the_one_judged_against(
+    child: list[subprocess.Popen[bytes]],
+) -> None:
+    pid = spawn(FLAT, child)
+    metrics = SidecarMetrics()
+    rss = psutil.Process(pid).memory_info().rss
+    watcher = MemoryWatcher(TargetSpec(pid=pid), metrics, thresholds=QUICK, limit_bytes=rss)
+    assessment = await watcher.once()
+    assert assessment.limit == rss
+    assert assessment.state == CRITICAL  # at (or past) the limit it was given
