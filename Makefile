@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck bench clean
+.PHONY: run test lint generate bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,9 +17,16 @@ $(STAMP): $(BIN)/python pyproject.toml
 run: $(STAMP)
 	$(BIN)/vigil up
 
+# Regenerate every generated file from its one source: the rule file and its SLO tests, the
+# dashboards, and the chart's copies of both (the tests fail while any of them is stale).
+generate: $(STAMP)
+	$(BIN)/python -m alerts.generate
+	$(BIN)/python -m dashboards.build
+	$(BIN)/python helm/sync.py
+
 lint: $(STAMP)
-	$(BIN)/ruff check core sidecar dashboards alerts tests
-	$(BIN)/ruff format --check core sidecar dashboards alerts tests
+	$(BIN)/ruff check core sidecar dashboards alerts tests helm/sync.py
+	$(BIN)/ruff format --check core sidecar dashboards alerts tests helm/sync.py
 	$(BIN)/mypy
 
 test: $(STAMP) lint
