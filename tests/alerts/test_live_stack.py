@@ -311,8 +311,9 @@ def test_undelivered_events_raise_their_alert_and_burn_the_delivery_budget(
     }
 
 
-def test_zz_a_killed_backend_raises_backend_down(stack: Stack, traffic: Traffic) -> None:
-    """Last (it ends the backend): named so, and pytest runs a module's tests in order."""
+# Keep this test last in the module: it ends the backend the tests above read, and pytest
+# runs a module's tests in the order they are written.
+def test_a_killed_backend_raises_backend_down(stack: Stack, traffic: Traffic) -> None:
     stack.backend.process.kill()
     stack.backend.process.wait()
     down = wait_for("VigilBackendDown", lambda: alert_states(stack, "VigilBackendDown"))
