@@ -72,6 +72,7 @@ class EventPublisher:
                 type=event_type,
                 build=envelope,
                 created_at=ts,
+                lease_holder=ctx.lease_holder,
             )
             event = AgentEvent.model_validate(envelope(seq, epoch))
             # Never raises: a failing log is counted, and the event is still sent here.

@@ -18,3 +18,6 @@ class UserExecutionContext:
     canary: bool = False
     # The connection's span: the run's own trace links back to it.
     connection_span: SpanContext | None = None
+    # Who holds the run's lease (this replica, or a reaper ending an orphan): its events are
+    # stored only while that holder still holds it (fencing; see core/leases/).
+    lease_holder: str | None = None

@@ -27,6 +27,7 @@ from core.agent.tools.registry import ToolRegistry
 from core.agent.triage import triage
 from core.db.database import Database
 from core.db.errors import DatabaseError
+from core.db.records import RunTakenOver
 from core.db.repository import Repository
 from core.protocol import EventType
 from core.publisher import EventPublisher
@@ -106,7 +107,14 @@ class AgentRunner:
                     "enduser.id": ctx.user_id,
                 }
             )
-            await self._run_traced(ctx, span)
+            try:
+                await self._run_traced(ctx, span)
+            except RunTakenOver as exc:
+                # Cut off long enough for another replica to end it (replica_lost): its
+                # client already has an ending, so this replica stops without a word more.
+                self._metrics.runs_fenced.inc()
+                span.set_status(StatusCode.ERROR, "taken_over")
+                log.warning("run_taken_over", holder=exc.holder)
 
     async def _run_traced(self, ctx: UserExecutionContext, span: Span) -> None:
         clock = PhaseClock(self._tracer, self._metrics)
@@ -156,6 +164,8 @@ class AgentRunner:
                 await self._emit_error(ctx, "shutdown", clock.current, "the server is restarting")
             else:
                 outcome.status = "cancelled"
+        except RunTakenOver:
+            raise
         except Exception as exc:  # noqa: BLE001 - the run boundary: a bug must still end the run
             self._metrics.internal_errors.labels("run").inc()
             log.exception("run_crashed", phase=clock.current)
@@ -350,6 +360,7 @@ class AgentRunner:
                 answer_text=outcome.text or None,
                 error_category=outcome.error_category,
                 error_reason=outcome.error_reason,
+                lease_holder=ctx.lease_holder,
             )
         except DatabaseError as exc:
             log.error("run_record_failed", category=exc.category)

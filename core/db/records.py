@@ -21,6 +21,16 @@ class RunNotFound(LookupError):
     """``finish_run`` was given a run id that was never admitted."""
 
 
+class RunTakenOver(Exception):
+    """The run's lease is held by someone else: another replica ended it (``replica_lost``)
+    while this one was cut off. Nothing more of it may be stored (fencing)."""
+
+    def __init__(self, run_id: str, holder: str | None) -> None:
+        super().__init__(f"run {run_id} is now held by {holder!r}")
+        self.run_id = run_id
+        self.holder = holder
+
+
 @dataclass(frozen=True)
 class ThreadRecord:
     id: str

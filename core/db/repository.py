@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.database import Database
 from core.db.models import (
@@ -33,6 +34,7 @@ from core.db.records import (
     EventRecord,
     RunNotFound,
     RunRecord,
+    RunTakenOver,
     ThreadNotFound,
     ThreadRecord,
     UsageSummary,
@@ -183,12 +185,16 @@ class Repository:
         answer_text: str | None,
         error_category: str | None,
         error_reason: str | None,
+        lease_holder: str | None = None,
     ) -> None:
-        """Record how a run ended (and the assistant's answer, when there is one)."""
+        """Record how a run ended (and the assistant's answer, when there is one); with
+        ``lease_holder``, only while the run's lease is still that holder's."""
         if status not in FINAL_STATUSES:
             raise ValueError(f"not a final run status: {status!r}")
         now = self._clock()
         async with self._db.session("finish_run", write=True) as session:
+            if lease_holder is not None:
+                await self._check_lease(session, run_id, lease_holder)
             row = (
                 await session.execute(
                     update(Run)
@@ -230,8 +236,13 @@ class Repository:
         type: str,  # the envelope's own field name
         build: BuildPayload,
         created_at: datetime,
+        lease_holder: str | None = None,
     ) -> tuple[int, str]:
         """Store the thread's next event; returns its ``(seq, epoch)``.
+
+        With ``lease_holder``, the event is stored only while the run's lease is still that
+        holder's; otherwise ``RunTakenOver`` is raised and nothing is stored (fencing: a
+        replica cut off long enough for another to end its run cannot add to it later).
 
         The seq is taken in the database, in the same transaction as the insert:
         ``UPDATE threads SET last_seq = last_seq + 1 ... RETURNING last_seq, epoch`` locks
@@ -253,6 +264,8 @@ class Repository:
             if row is None:
                 raise ThreadNotFound(thread_id)
             seq, epoch = row
+            if lease_holder is not None:
+                await self._check_lease(session, run_id, lease_holder)
             session.add(
                 Event(
                     thread_id=thread_id,
@@ -266,6 +279,19 @@ class Repository:
                 )
             )
         return seq, epoch
+
+    @staticmethod
+    async def _check_lease(session: AsyncSession, run_id: str, holder: str) -> None:
+        """Raise ``RunTakenOver`` unless ``holder`` holds the run's lease. The row is locked
+        (PostgreSQL; SQLite's write lock covers it) so a concurrent claim waits for us."""
+        current = await session.execute(
+            select(Run.replica_id).where(Run.id == run_id).with_for_update()
+        )
+        row = current.one_or_none()
+        if row is None:
+            raise RunNotFound(run_id)
+        if row.replica_id is not None and row.replica_id != holder:
+            raise RunTakenOver(run_id, row.replica_id)
 
     async def list_events(
         self, user_id: str, thread_id: str, after_seq: int, limit: int

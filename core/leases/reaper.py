@@ -115,6 +115,7 @@ class OrphanReaper:
             client_msg_id=orphan.client_msg_id,
             text="",
             canary=orphan.is_canary,
+            lease_holder=self._holder,
         )
         duration_ms = max(0.0, (now - orphan.started_at).total_seconds() * 1000)
         data = orphan.last_event_data or {}
@@ -149,6 +150,7 @@ class OrphanReaper:
             answer_text=None,
             error_category=None,
             error_reason=None if orphan.last_event_type == "agent_completed" else REASON,
+            lease_holder=self._holder,
         )
         if not orphan.is_canary:
             self._metrics.runs.labels(status).inc()

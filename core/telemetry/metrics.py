@@ -115,6 +115,11 @@ class Metrics:
         )
         self.runs = Counter("vigil_runs", "Finished agent runs by status.", ["status"], registry=r)
         self.runs_active = Gauge("vigil_runs_active", "Agent runs executing.", registry=r)
+        self.runs_fenced = Counter(
+            "vigil_runs_fenced",
+            "Runs stopped here because another replica had taken over their lease.",
+            registry=r,
+        )
         self.preflight_refusals = Counter(
             "vigil_preflight_refusals",
             "Runs refused before agent_started, by reason.",

@@ -109,6 +109,7 @@ class FrameHandlers:
                 text=frame.text,
                 canary=self._conn.canary,
                 connection_span=self._connection_span,
+                lease_holder=self._s.replica.id,
             )
             self._s.executor.start(ctx, self._s.runner.run(ctx))
 

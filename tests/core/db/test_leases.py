@@ -12,6 +12,7 @@ import pytest
 
 from core.db.database import Database
 from core.db.leases import LeaseRepository
+from core.db.records import RunTakenOver
 from core.db.repository import Repository
 from tests.fixtures.databases import unique_name
 
@@ -122,3 +123,47 @@ async def test_a_finished_run_cannot_be_claimed(repository, leases):
     now = T0 + timedelta(seconds=1)
 
     assert not await leases.claim(run_id, "claimer", now=now, expires_at=now)
+
+
+async def append(repository: Repository, thread_id: str, run_id: str, holder: str) -> int:
+    seq, _ = await repository.append_event(
+        thread_id=thread_id,
+        run_id=run_id,
+        event_id=unique_name("event"),
+        type="agent_thinking",
+        build=lambda seq, epoch: {"type": "agent_thinking", "seq": seq},
+        created_at=T0,
+        lease_holder=holder,
+    )
+    return seq
+
+
+async def test_a_replica_whose_run_was_taken_over_can_store_nothing_more_of_it(repository, leases):
+    cut_off, reaper = unique_name("replica"), unique_name("replica") + "/reaper"
+    run_id, thread_id = await admit(repository, cut_off, T0)
+    assert await append(repository, thread_id, run_id, cut_off) == 1
+    assert await leases.claim(
+        run_id, reaper, now=T0 + timedelta(seconds=1), expires_at=T0 + timedelta(seconds=60)
+    )
+
+    with pytest.raises(RunTakenOver) as taken:
+        await append(repository, thread_id, run_id, cut_off)
+    assert taken.value.holder == reaper
+    with pytest.raises(RunTakenOver):
+        await repository.finish_run(
+            run_id,
+            status="completed",
+            duration_ms=1.0,
+            input_tokens=0,
+            output_tokens=0,
+            answer_text="too late",
+            error_category=None,
+            error_reason=None,
+            lease_holder=cut_off,
+        )
+
+    # The holder goes on where the thread stands: the refused append left no gap.
+    assert await append(repository, thread_id, run_id, reaper) == 2
+    assert [o.id for o in await leases.expired(now=T0 + timedelta(days=1), limit=1000)].count(
+        run_id
+    ) == 1  # still running: the refused finish changed nothing
