@@ -172,3 +172,25 @@ async def test_a_client_following_more_threads_than_the_frame_burst_resumes_them
     assert client.resume_errors == []
     assert all(frame["recovered"] and frame["replayed"] == 0 for frame in client.resumed)
     assert len({frame["thread_id"] for frame in client.resumed}) == threads
+
+
+async def test_resumes_of_one_connection_are_answered_in_the_order_asked(live_server):
+    async with VigilClient.connect(live_server.ws_url, live_server.token("alice")) as client:
+        long = await client.run("What is 2 + 2?")
+        for _ in range(3):
+            await client.run("What is 3 + 3?", thread_id=long.accepted["thread_id"])
+        short = await client.run("hello")
+    first, second = long.events[0], short.events[0]
+    async with VigilClient.connect(live_server.ws_url, live_server.token("alice")) as client:
+        for event in (first, second):
+            await client.send(
+                {
+                    "type": "resume",
+                    "thread_id": event["thread_id"],
+                    "epoch": event["epoch"],
+                    "last_seq": 0,
+                }
+            )
+        answers = [await client.next_frame(10), await client.next_frame(10)]
+    assert [a["thread_id"] for a in answers] == [first["thread_id"], second["thread_id"]]
+    assert all(a["recovered"] for a in answers)
