@@ -132,7 +132,10 @@ class Connection:
             self.close_code = code
             self._room.set()  # a replay waiting for room stops at once
             self._queue.put_nowait(None)
-            loop = asyncio.get_running_loop()
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # not on the event loop: no writer can be running either
+                return
             self._abandon_timer = loop.call_later(self._close_grace_s, self._abandon)
 
     def peer_closed(self, code: int) -> None:
