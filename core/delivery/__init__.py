@@ -7,5 +7,5 @@
 - ``reconnect``: the client's close-code table and its backoff with full jitter.
 
 The asyncio layers that wire these to the hub and the sockets live in ``core.ws.delivery``
-(server) and ``core.client`` (client).
+(acks and redelivery), ``core.ws.resume`` (resumes) and ``core.client`` (the client).
 """
