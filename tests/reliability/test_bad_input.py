@@ -210,38 +210,48 @@ def limited_backend(sqlite_template: Path, tmp_path_factory: pytest.TempPathFact
     [
         json.dumps({"type": "subscribe"}),
         b"\x00binary flood",
-        json.dumps({"type": "pong", "ts": 1}),
-        json.dumps({"type": "ack", "thread_id": "nope", "seq": 1}),
+        "{not json" * 100,
     ],
-    ids=["unknown-type", "binary", "pong", "ack"],
+    # Frames that are each answered, so the test knows when the flood is over. (Acks for
+    # unknown threads cost a database read each; pongs in budget get no answer; both are
+    # covered in tests/integration/test_bad_frames.py.)
+    ids=["unknown-type", "binary", "not-json"],
 )
-def test_a_flood_is_rate_limited_then_closed_with_4429_and_bystanders_go_on(
+def test_a_flood_is_rate_limited_and_bystanders_go_on(
     limited_backend: BackendProcess, frame: str | bytes
 ):
+    """Every flood frame is answered (its own error, or rate_limited past the budget) until
+    the server closes with 4429. The close comes after 200 refusals in a row, which the
+    budget's refill interrupts when the server answers slower than ~4,000 frames/s, so on a
+    busy machine the flood may be answered to the end instead: both are documented."""
     from websockets.exceptions import ConnectionClosed
     from websockets.sync.client import connect
 
+    sent = 3000
     codes: Counter[str] = Counter()
+    close_code = None
     token = limited_backend.token(f"flooder-{len(frame)}")
+    subprotocols = ["vigil.v1", f"bearer.{token}"]
     with Bystander(limited_backend, user=f"calm-{len(frame)}") as bystander:
-        with connect(limited_backend.ws_url, subprotocols=["vigil.v1", f"bearer.{token}"]) as ws:  # type: ignore[list-item]
+        with connect(limited_backend.ws_url, subprotocols=subprotocols) as ws:  # type: ignore[arg-type]
             assert json.loads(ws.recv(timeout=10))["type"] == "connection_ready"
             try:
-                for _ in range(5000):
+                for _ in range(sent):
                     ws.send(frame)
-                while True:
-                    answer = json.loads(ws.recv(timeout=10))
+                while sum(codes.values()) < sent:
+                    answer = json.loads(ws.recv(timeout=30))
                     if answer["type"] == "error":
                         codes[answer["code"]] += 1
             except ConnectionClosed as closed:
                 close_code = closed.rcvd.code if closed.rcvd else None
         assert bystander.first_run.wait(30)
-    assert close_code == 4429, (close_code, codes)
+    assert close_code == 4429 or (close_code is None and sum(codes.values()) == sent)
     assert codes["rate_limited"] >= 1
-    assert set(codes) <= {"rate_limited", "invalid_json", "unknown_type", "not_found"}
+    assert set(codes) <= {"rate_limited", "invalid_json", "unknown_type"}
+    assert (close_code, len(codes)) != (None, 0)
     assert bystander.failures == []
     assert bystander.runs
     for events in bystander.runs:
         assert_well_formed_run(events)
     assert alive(limited_backend)
-    print(f"\nflood of {frame!r}: {dict(codes)}, closed with {close_code}")
+    print(f"\nflood of {frame[:24]!r}: {dict(codes)}, closed with {close_code}")
