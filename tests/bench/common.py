@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -103,3 +105,18 @@ def cpu_seconds(pid: int) -> float:
 
 def rss_bytes(pid: int) -> int:
     return int(psutil.Process(pid).memory_info().rss)
+
+
+LOADGEN = "vigil loadgen --url {url} --users {users} --runs {runs} --json"
+
+
+def run_loadgen(ws_url: str, users: int, runs: int, timeout_s: float = 600) -> dict[str, Any]:
+    """`vigil loadgen` in its own process (so the load's cost is not the backend's); its
+    JSON summary."""
+    command = [sys.executable, "-m", "core", "loadgen", "--url", ws_url, "--users", str(users)]
+    command += ["--runs", str(runs), "--json", "--timeout", "120"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, check=False)
+    if not done.stdout.strip():
+        raise RuntimeError(f"loadgen printed nothing (exit {done.returncode}): {done.stderr}")
+    summary: dict[str, Any] = json.loads(done.stdout)
+    return summary
