@@ -17,6 +17,7 @@ from opentelemetry.trace import Link, Span, StatusCode, Tracer
 
 from core.agent.circuit import CircuitBreaker
 from core.agent.context import UserExecutionContext
+from core.agent.endings import closing_tool_completed, completed_data
 from core.agent.engine import Executor
 from core.agent.model import Message, ModelProvider, ModelReply, ProviderError, ToolCall, Usage
 from core.agent.phases import PhaseClock, PhaseTimeout
@@ -57,6 +58,9 @@ class _RunOutcome:
     error_reason: str | None = None
     error_category: str | None = None
     usage: Usage = field(default_factory=lambda: Usage(0, 0))
+    # The tool call executing right now (sent as tool_executing, not yet completed) and
+    # when it started: an ending that cuts it short closes it first.
+    open_call: tuple[ToolCall, float] | None = None
 
 
 class AgentRunner:
@@ -145,32 +149,33 @@ class AgentRunner:
                 await self._agent_loop(ctx, clock, outcome)
         except TimeoutError:
             self._fail(outcome, "timeout", "run_timeout", None)
-            await self._emit_error(ctx, "run_timeout", clock.current, "the run took too long")
+            await self._end_early(ctx, outcome, clock.current, "the run took too long")
         except PhaseTimeout as exc:
             self._fail(outcome, "timeout", "phase_timeout", None)
-            await self._emit_error(ctx, "phase_timeout", exc.phase, str(exc))
+            await self._end_early(ctx, outcome, exc.phase, str(exc))
         except ProviderError as exc:
             self._fail(outcome, "failed", exc.reason, None)
-            await self._emit_error(ctx, exc.reason, "model_call", str(exc))
+            await self._end_early(ctx, outcome, "model_call", str(exc))
         except DatabaseError as exc:
             self._fail(outcome, "failed", f"database_{exc.category}", exc.category)
-            await self._emit_error(ctx, f"database_{exc.category}", clock.current, str(exc))
+            await self._end_early(ctx, outcome, clock.current, str(exc))
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if current is not None:
                 current.uncancel()  # Let the run report how it ended.
             if self._draining():
                 self._fail(outcome, "failed", "shutdown", None)
-                await self._emit_error(ctx, "shutdown", clock.current, "the server is restarting")
+                await self._end_early(ctx, outcome, clock.current, "the server is restarting")
             else:
                 outcome.status = "cancelled"
+                await self._close_open_call(ctx, outcome, "cancelled")
         except RunTakenOver:
             raise
         except Exception as exc:  # noqa: BLE001 - the run boundary: a bug must still end the run
             self._metrics.internal_errors.labels("run").inc()
             log.exception("run_crashed", phase=clock.current)
             self._fail(outcome, "failed", "internal_error", None)
-            await self._emit_error(ctx, "internal_error", clock.current, type(exc).__name__)
+            await self._end_early(ctx, outcome, clock.current, type(exc).__name__)
         finally:
             self._metrics.runs_active.dec()
         duration_s = time.perf_counter() - started
@@ -195,7 +200,7 @@ class AgentRunner:
                 return
             messages.append(Message("assistant", reply.text, tool_calls=reply.tool_calls))
             for call in reply.tool_calls:
-                messages.append(await self._call_tool(ctx, clock, call, tool_context))
+                messages.append(await self._call_tool(ctx, clock, call, tool_context, outcome))
         outcome.text = "I could not finish within the step limit; here is what I found so far."
 
     async def _call_model(self, clock: PhaseClock, messages: list[Message]) -> ModelReply:
@@ -245,12 +250,14 @@ class AgentRunner:
         clock: PhaseClock,
         call: ToolCall,
         tool_context: ToolContext,
+        outcome: _RunOutcome,
     ) -> Message:
         await self._emit(
             ctx,
             "tool_executing",
             {"tool": call.name, "call_id": call.call_id, "arguments": call.arguments},
         )
+        outcome.open_call = (call, time.perf_counter())
         async with clock.phase("tool_call", None, f"execute_tool {call.name}") as span:
             span.set_attributes(
                 {
@@ -265,6 +272,7 @@ class AgentRunner:
             if completed["status"] == "error":
                 span.set_status(StatusCode.ERROR, str(completed.get("error")))
         await self._emit(ctx, "tool_completed", completed)
+        outcome.open_call = None
         body = completed.get("result") if completed["status"] == "ok" else completed
         return Message(
             "tool", json.dumps(body, default=str), tool_call_id=call.call_id, name=call.name
@@ -282,6 +290,29 @@ class AgentRunner:
 
     async def _emit(self, ctx: UserExecutionContext, kind: EventType, data: dict[str, Any]) -> None:
         await self._publisher.emit(ctx, kind, data)
+
+    async def _end_early(
+        self, ctx: UserExecutionContext, outcome: _RunOutcome, phase: str, message: str
+    ) -> None:
+        """The events of a run ending before its answer: the tool call it cut short (if
+        any) closed, then ``agent_error``; ``agent_completed`` follows in ``_complete``."""
+        reason = outcome.error_reason or "internal_error"
+        await self._close_open_call(ctx, outcome, reason)
+        await self._emit_error(ctx, reason, phase, message)
+
+    async def _close_open_call(
+        self, ctx: UserExecutionContext, outcome: _RunOutcome, reason: str
+    ) -> None:
+        if outcome.open_call is None:
+            return
+        call, started = outcome.open_call
+        outcome.open_call = None
+        duration_ms = (time.perf_counter() - started) * 1000
+        await self._emit_terminal(
+            ctx,
+            "tool_completed",
+            closing_tool_completed(call.name, call.call_id, reason, duration_ms),
+        )
 
     async def _emit_error(
         self, ctx: UserExecutionContext, reason: str, phase: str, message: str
@@ -337,15 +368,13 @@ class AgentRunner:
 
     @staticmethod
     def _completed_data(outcome: _RunOutcome, duration_s: float) -> dict[str, Any]:
-        return {
-            "status": outcome.status,
-            "text": outcome.text,
-            "usage": {
-                "input_tokens": outcome.usage.input_tokens,
-                "output_tokens": outcome.usage.output_tokens,
-            },
-            "duration_ms": round(duration_s * 1000, 3),
-        }
+        return completed_data(
+            outcome.status,
+            duration_s * 1000,
+            text=outcome.text,
+            input_tokens=outcome.usage.input_tokens,
+            output_tokens=outcome.usage.output_tokens,
+        )
 
     async def _record(
         self, ctx: UserExecutionContext, outcome: _RunOutcome, duration_s: float

@@ -37,6 +37,7 @@ class OrphanedRun:
     lease_expires_at: datetime
     last_event_type: str | None
     last_event_data: dict[str, object] | None
+    last_event_at: datetime | None = None
 
 
 class LeaseRepository:
@@ -89,6 +90,7 @@ class LeaseRepository:
                         lease_expires_at=run.lease_expires_at,
                         last_event_type=None if last is None else last.type,
                         last_event_data=None if last is None else last.payload.get("data"),
+                        last_event_at=None if last is None else last.created_at,
                     )
                 )
             return orphans

@@ -4,8 +4,10 @@ Every ``sweep_interval_s``, each replica looks for running runs whose lease expi
 replica stopped renewing: killed, frozen, cut off from the database). It claims each one
 atomically (``LeaseRepository.claim``: one replica wins), then ends it through the normal
 publisher, so the events are sequenced, stored, logged and sent like any other:
-``agent_error`` reason ``replica_lost`` (``phase``: where the run was, read from its last
-stored event, or ``unknown``) and ``agent_completed`` status ``failed``; then the run row.
+a ``tool_completed`` with status ``error`` closing the tool call it was in (when its last
+stored event is ``tool_executing``), ``agent_error`` reason ``replica_lost`` (``phase``:
+where the run was, read from its last stored event, or ``unknown``) and ``agent_completed``
+status ``failed``; then the run row.
 
 A detection therefore comes at most ``lease_ttl_s + sweep_interval_s`` after the replica's
 last renewal (plus the time of the queries). The claim is held under ``<replica>/reaper``,
@@ -18,9 +20,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
 
 from core.agent.context import UserExecutionContext
+from core.agent.endings import closing_tool_completed, completed_data
 from core.db.errors import DatabaseError
 from core.db.leases import LeaseRepository, OrphanedRun
 from core.db.models import utc_now
@@ -127,6 +129,19 @@ class OrphanReaper:
                 status = "timeout"
         elif orphan.last_event_type != "agent_completed":
             phase = phase_of(orphan.last_event_type)
+            if orphan.last_event_type == "tool_executing":
+                # Cut off mid-tool: the call gets its tool_completed before the run ends.
+                since = orphan.last_event_at or orphan.started_at
+                await self._publisher.emit(
+                    ctx,
+                    "tool_completed",
+                    closing_tool_completed(
+                        str(data.get("tool", "unknown")),
+                        str(data.get("call_id", "")),
+                        REASON,
+                        (now - since).total_seconds() * 1000,
+                    ),
+                )
             await self._publisher.emit(
                 ctx,
                 "agent_error",
@@ -140,7 +155,7 @@ class OrphanReaper:
             phase = "completed"
             status = str(data.get("status", "failed"))
         if orphan.last_event_type != "agent_completed":
-            await self._publisher.emit(ctx, "agent_completed", _completed(status, duration_ms))
+            await self._publisher.emit(ctx, "agent_completed", completed_data(status, duration_ms))
         await self._repository.finish_run(
             orphan.id,
             status=status,
@@ -164,12 +179,3 @@ class OrphanReaper:
             status=status,
             lease_expired_s_ago=round((now - orphan.lease_expires_at).total_seconds(), 3),
         )
-
-
-def _completed(status: str, duration_ms: float) -> dict[str, Any]:
-    return {
-        "status": status,
-        "text": "",
-        "usage": {"input_tokens": 0, "output_tokens": 0},
-        "duration_ms": round(duration_ms, 3),
-    }

@@ -3,8 +3,9 @@
 import asyncio
 from collections.abc import Sequence
 
-from core.agent.model import Message, ModelReply, ToolSpec
+from core.agent.model import Message, ModelReply, ToolCall, ToolSpec, Usage
 from core.agent.providers.offline import OfflineProvider
+from core.agent.tools.base import ToolContext, object_schema
 from core.client import VigilClient
 from tests.integration.runs import assert_well_formed_run
 
@@ -25,6 +26,34 @@ class StallingProvider:
 
     async def aclose(self) -> None:
         self.release.set()
+
+
+class StallingTool:
+    """A tool that never returns (until released)."""
+
+    spec = ToolSpec("stall", "Waits.", object_schema({}))
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+
+    async def run(self, arguments: dict, ctx: ToolContext) -> dict:
+        await self.release.wait()
+        return {}
+
+
+class StallingToolProvider:
+    """A model that calls the stalling tool, then answers."""
+
+    name = "tool-caller"
+    model = "tool-caller-1"
+
+    async def complete(self, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> ModelReply:
+        if any(message.role == "tool" for message in messages):
+            return ModelReply("done", (), Usage(1, 1), "Answering")
+        return ModelReply("", (ToolCall("call-1", "stall", {}),), Usage(1, 1), "Calling stall")
+
+    async def aclose(self) -> None:
+        return None
 
 
 async def collect_run(client: VigilClient, run_id: str) -> list[dict]:
@@ -61,6 +90,30 @@ async def test_the_run_timeout_bounds_the_whole_run(start_server):
         events = await collect_run(client, accepted["run_id"])
     error = next(e for e in events if e["type"] == "agent_error")
     assert (error["data"]["reason"], error["data"]["phase"]) == ("run_timeout", "model_call")
+    assert events[-1]["data"]["status"] == "timeout"
+
+
+async def test_a_run_timing_out_mid_tool_closes_the_tool_call_before_its_error(start_server):
+    server = await start_server(
+        provider_instance=StallingToolProvider(), run_timeout_s=0.3, tool_timeout_s=60
+    )
+    tool = StallingTool()
+    server.services.tools.register(tool)
+    async with VigilClient.connect(server.ws_url, server.token("alice")) as client:
+        accepted = await client.chat("hello")
+        events = await collect_run(client, accepted["run_id"])
+    tool.release.set()
+    assert_well_formed_run(events)
+    assert [e["type"] for e in events][-4:] == [
+        "tool_executing",
+        "tool_completed",
+        "agent_error",
+        "agent_completed",
+    ]
+    closing = events[-3]["data"]
+    assert (closing["tool"], closing["call_id"], closing["status"]) == ("stall", "call-1", "error")
+    assert closing["error"] == "run_timeout" and closing["duration_ms"] >= 0
+    assert events[-2]["data"]["reason"] == "run_timeout"
     assert events[-1]["data"]["status"] == "timeout"
 
 

@@ -15,6 +15,7 @@ from core.db.models import utc_now
 from core.leases import phase_of
 from core.services import Services
 from tests.fixtures.servers import LiveServer
+from tests.integration.runs import assert_well_formed_run
 
 # The background sweep stays out of the way: each test sweeps by hand.
 QUIET = {"lease_sweep_interval_s": 3600.0}
@@ -81,6 +82,36 @@ async def test_a_lost_replicas_run_ends_with_replica_lost_in_the_phase_it_was_in
     record = await services.repository.find_run("erin", run.client_msg_id)
     assert record is not None and (record.status, record.error_reason) == ("failed", "replica_lost")
     assert server.metric("vigil_runs_orphaned_total", {"phase": "model_call"}) == 1
+
+
+async def test_a_run_lost_mid_tool_gets_the_tool_call_closed_before_its_error(start_server):
+    server: LiveServer = await start_server(**QUIET)
+    services = server.services
+    thread, run, ctx = await orphan(services, "ivan")
+    await services.publisher.emit(ctx, "agent_started", {"agent": "vigil", "message": "hi"})
+    await services.publisher.emit(ctx, "agent_thinking", {"text": "Calling calculator", "step": 1})
+    await services.publisher.emit(
+        ctx,
+        "tool_executing",
+        {"tool": "calculator", "call_id": "call-7", "arguments": {"expression": "17 * 23"}},
+    )
+
+    assert await services.replica.reaper.sweep() == [run.id]
+
+    stored = await services.repository.list_events("ivan", thread.id, 0, 100)
+    assert stored is not None
+    events = [event.payload for event in stored]
+    assert_well_formed_run(events)
+    assert [e["type"] for e in events][-3:] == ["tool_completed", "agent_error", "agent_completed"]
+    closing = events[-3]["data"]
+    assert (closing["tool"], closing["call_id"], closing["status"]) == (
+        "calculator",
+        "call-7",
+        "error",
+    )
+    assert closing["error"] == "replica_lost" and closing["duration_ms"] >= 0
+    assert events[-2]["data"]["phase"] == "tool_call"
+    assert events[-1]["data"]["status"] == "failed"
 
 
 async def test_a_run_lost_while_ending_gets_only_its_missing_completion(start_server):
