@@ -13,6 +13,7 @@ COPY pyproject.toml README.md ./
 COPY core ./core
 COPY sidecar ./sidecar
 COPY dashboards ./dashboards
+COPY alerts ./alerts
 RUN python -m venv /opt/vigil \
  && /opt/vigil/bin/pip install /src
 
