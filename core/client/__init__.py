@@ -2,8 +2,9 @@
 and the tests).
 
 - ``session``: ``VigilClient``, one logical session: events handed to the application
-  exactly once and in seq order, acked, pings answered; with ``Reconnect``, it survives
-  lost connections (backoff with full jitter, resume, REST backfill).
+  exactly once and in seq order, acked, pings answered, chats matched to their answers.
+- ``recovery``: with ``Reconnect``, the session survives lost connections (backoff with
+  full jitter, resume, REST backfill).
 - ``handshake``: opening one authenticated socket, and ``HandshakeRefused``.
 - ``backfill``: reading a thread's stored events over REST.
 - ``pending``: chats waiting for their answer, and the queue of threads to resume.
@@ -12,7 +13,8 @@ and the tests).
 from websockets.exceptions import ConnectionClosed
 
 from core.client.handshake import SUBPROTOCOL, HandshakeRefused
-from core.client.session import EVENT_TYPES, Reconnect, RunResult, VigilClient
+from core.client.recovery import Reconnect
+from core.client.session import EVENT_TYPES, RunResult, VigilClient
 
 __all__ = [
     "EVENT_TYPES",
