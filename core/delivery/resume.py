@@ -37,7 +37,9 @@ class ReplayMerge(Generic[T]):
     """One resume in progress on one connection: ``hold`` live events, then ``finish``."""
 
     def __init__(self, after_seq: int, *, epoch_matches: bool) -> None:
-        self.after_seq = after_seq
+        # A seq of another epoch counts in a log that is gone: every live event of the
+        # current one is new to the client.
+        self.after_seq = after_seq if epoch_matches else 0
         self.epoch_matches = epoch_matches
         self._held: dict[int, T] = {}
 

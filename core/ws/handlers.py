@@ -141,6 +141,8 @@ class FrameHandlers:
 
     async def _resume(self, frame: ResumeFrame) -> None:
         thread = await self._owned_thread(frame.thread_id)
-        if frame.last_seq > thread.last_seq:
+        # A seq of another epoch says nothing about this log: that resume is answered
+        # recovered:false (the client backfills over REST), never refused.
+        if frame.epoch == thread.epoch and frame.last_seq > thread.last_seq:
             raise FrameError("invalid_field", f"last_seq {frame.last_seq} is beyond the thread")
         self.resumes.start(frame, thread)

@@ -75,7 +75,7 @@ class Resumes:
         conn = self._conn
         merge = ReplayMerge[AgentEvent](frame.last_seq, epoch_matches=frame.epoch == thread.epoch)
         conn.begin_resume(frame.thread_id, merge)
-        last_sent, sent = frame.last_seq, 0
+        last_sent, sent = merge.after_seq, 0
         try:
             replayed: list[tuple[int, AgentEvent]] = []
             complete = False

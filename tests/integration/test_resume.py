@@ -99,6 +99,25 @@ async def test_a_resume_with_another_epoch_does_not_recover_and_the_client_backf
     assert live_server.metric("vigil_resumes_total", {"recovered": "false"}) == 1
 
 
+async def test_a_resume_past_the_end_of_another_epoch_is_answered_not_recovered(live_server):
+    async with VigilClient.connect(live_server.ws_url, live_server.token("alice")) as client:
+        run = await client.run("hello")
+        last = run.events[-1]
+        # The client's old log went further than the thread's new one: not an invalid seq.
+        await client.send(
+            {
+                "type": "resume",
+                "thread_id": last["thread_id"],
+                "epoch": "an-older-epoch",
+                "last_seq": last["seq"] + 50,
+            }
+        )
+        resumed = await client.next_frame(5)
+    assert resumed["type"] == "resumed", resumed
+    assert (resumed["recovered"], resumed["replayed"]) == (False, 0)
+    assert resumed["epoch"] == last["epoch"]
+
+
 async def test_a_reconnecting_client_backfills_over_rest_when_its_resume_cannot_recover(
     live_server,
 ):

@@ -46,6 +46,15 @@ def test_a_wrong_epoch_replays_nothing_but_still_passes_on_live_events():
     assert (merged.items, merged.recovered) == (["live"], False)
 
 
+def test_a_wrong_epoch_passes_on_live_events_below_the_clients_old_seq():
+    merge = ReplayMerge[str](50, epoch_matches=False)
+    merge.hold(3, "live")
+    merged = merge.finish([], complete=True)
+    merge.hold(4, "later")
+    assert (merged.items, merged.recovered) == (["live"], False)
+    assert merge.take_held(merged.last_seq) == ["later"]
+
+
 def test_nothing_new_is_a_recovered_empty_resume():
     merged = ReplayMerge[str](7, epoch_matches=True).finish([], complete=True)
     assert (merged.items, merged.recovered, merged.last_seq) == ([], True, 7)
