@@ -35,6 +35,7 @@ from core.ws.heartbeat import Heartbeat
 log = get_logger(__name__)
 
 CLOSE_RATE_LIMITED = 4429
+CLOSE_TOKEN_EXPIRED = 4401
 # A client that keeps sending this many frames past its limit is closed with 4429.
 RATE_LIMIT_CLOSE_AFTER = 200
 
@@ -90,9 +91,15 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         asyncio.create_task(heartbeat.run()),
         asyncio.create_task(_read_frames(services, connection, handlers)),
     ]
+    # The session lasts as long as its token: at ``exp`` it is closed 4401 (the client
+    # refreshes the token, reconnects and resumes).
+    expiry = asyncio.get_running_loop().call_later(
+        max(0.0, identity.expires_at - time.time()), connection.request_close, CLOSE_TOKEN_EXPIRED
+    )
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        expiry.cancel()
         services.hub.remove(connection)
         handlers.resumes.close()
         for task in tasks[1:]:
