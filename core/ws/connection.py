@@ -78,7 +78,8 @@ class Connection:
         self._enqueue(frame.model_dump_json())
 
     def send_event(self, event: AgentEvent, owner_user_id: str) -> bool:
-        """Queue an agent event, unless it belongs to another user (the isolation guard)."""
+        """Queue an agent event, unless it belongs to another user (the isolation guard);
+        True when it was queued (or held for a resume), False when refused or closing."""
         if owner_user_id != self.user_id:
             self._metrics.isolation_violations.inc()
             log.critical(
@@ -91,6 +92,8 @@ class Connection:
                 seq=event.seq,
             )
             return False
+        if self.close_code is not None:
+            return False  # closing: the event waits in the log for the client's resume
         merge = self._resuming.get(event.thread_id)
         if merge is not None:
             merge.hold(event.seq, event)

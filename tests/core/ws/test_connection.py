@@ -78,6 +78,15 @@ async def test_another_users_event_is_blocked_and_counted():
     assert metrics.registry.get_sample_value("vigil_isolation_violations_total") == 1
 
 
+async def test_an_event_for_a_closing_connection_is_reported_not_sent():
+    conn, _ = make(RecordingSocket())
+    conn.follow("t")
+    assert conn.send_event(event(1), "alice") is True
+    conn.request_close(4408)
+    assert conn.send_event(event(2), "alice") is False
+    assert [frame.get("seq") for frame in await drained(conn)] == [1, None]
+
+
 async def test_live_events_during_a_resume_wait_in_its_merge_and_come_out_once_in_order():
     conn, _ = make(RecordingSocket())
     merge = ReplayMerge[AgentEvent](0, epoch_matches=True)
