@@ -42,9 +42,14 @@ class ReplayMerge(Generic[T]):
         self.after_seq = after_seq if epoch_matches else 0
         self.epoch_matches = epoch_matches
         self._held: dict[int, T] = {}
+        # The size of what is held (as the caller measures it: the connection counts the
+        # bytes on the wire against its send-queue bound).
+        self.held_size = 0
 
-    def hold(self, seq: int, item: T) -> None:
-        self._held.setdefault(seq, item)
+    def hold(self, seq: int, item: T, size: int = 0) -> None:
+        if seq not in self._held:
+            self._held[seq] = item
+            self.held_size += size
 
     def finish(self, replayed: Iterable[tuple[int, T]], *, complete: bool) -> Merged[T]:
         """Replayed events (ascending seq) merged with the held live ones.
@@ -66,6 +71,7 @@ class ReplayMerge(Generic[T]):
             items.append(by_seq[seq])
             expected = seq + 1
         self._held.clear()
+        self.held_size = 0
         recovered = self.epoch_matches and complete and not gap
         return Merged(items, recovered, expected - 1)
 
@@ -74,6 +80,7 @@ class ReplayMerge(Generic[T]):
         order: the resume goes on holding while the replay is being sent out."""
         items = [self._held[seq] for seq in sorted(self._held) if seq > after_seq]
         self._held.clear()
+        self.held_size = 0
         return items
 
 

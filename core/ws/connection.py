@@ -74,6 +74,15 @@ class Connection:
     def queued_bytes(self) -> int:
         return self._queued_bytes
 
+    @property
+    def held_bytes(self) -> int:
+        """Live events held by this connection's resumes; they count against the same
+        bound as the queue, so a resume cannot hold an unbounded backlog."""
+        return sum(merge.held_size for merge in self._resuming.values())
+
+    def _over_bound(self, size: int) -> bool:
+        return self._queued_bytes + self.held_bytes + size > self._max_queue_bytes
+
     def send_frame(self, frame: BaseModel) -> None:
         self._enqueue(frame.model_dump_json())
 
@@ -94,12 +103,15 @@ class Connection:
             return False
         if self.close_code is not None:
             return False  # closing: the event waits in the log for the client's resume
+        payload = event.model_dump_json()
         merge = self._resuming.get(event.thread_id)
-        if merge is not None:
-            merge.hold(event.seq, event)
-            return True
-        self._enqueue(event.model_dump_json())
-        return True
+        if merge is None:
+            self._enqueue(payload)
+        elif self._over_bound(len(payload)):
+            self._close_slow_consumer()
+        else:
+            merge.hold(event.seq, event, len(payload))
+        return self.close_code is None
 
     def send_replayed(self, event: AgentEvent) -> None:
         """Queue an event of a resume of this connection's own (its thread was checked)."""
@@ -116,19 +128,29 @@ class Connection:
         if self.close_code is not None:
             return
         size = len(payload)
-        if self._queued_bytes + size > self._max_queue_bytes:
-            # The client does not read; its events wait in the log for its resume. What is
-            # queued will never be read: free it now.
-            log.warning("slow_consumer_closed", connection_id=self.id, queued=self._queued_bytes)
-            while not self._queue.empty():
-                self._queue.get_nowait()
-            self._queued_bytes = 0
-            self.request_close(CLOSE_SLOW_CONSUMER)
+        if self._over_bound(size):
+            self._close_slow_consumer()
             return
         self._queued_bytes += size
         if self._queued_bytes > self._max_queue_bytes // 2:
             self._room.clear()
         self._queue.put_nowait(payload)
+
+    def _close_slow_consumer(self) -> None:
+        """The client does not read; its events wait in the log for its resume. What is
+        queued or held will never be read: free it now."""
+        log.warning(
+            "slow_consumer_closed",
+            connection_id=self.id,
+            queued=self._queued_bytes,
+            held=self.held_bytes,
+        )
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        self._queued_bytes = 0
+        for merge in self._resuming.values():
+            merge.take_held(0)
+        self.request_close(CLOSE_SLOW_CONSUMER)
 
     def request_close(self, code: int) -> None:
         if self.close_code is None:

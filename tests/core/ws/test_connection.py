@@ -113,6 +113,33 @@ async def test_a_queue_over_its_bound_closes_with_4409_and_is_emptied():
     assert await drained(conn) == [{"closed": CLOSE_SLOW_CONSUMER}]
 
 
+async def test_live_events_held_during_a_resume_count_against_the_queue_bound():
+    conn, _ = make(RecordingSocket(), max_queue_bytes=64 * 1024)
+    merge = ReplayMerge[AgentEvent](0, epoch_matches=True)
+    conn.begin_resume("t", merge)
+    seq = 0
+    while seq < 100 and conn.send_event(event(seq + 1, "x" * 4000), "alice"):
+        seq += 1
+        assert conn.held_bytes <= 64 * 1024
+    assert 10 <= seq < 17  # about 64 KiB of 4 KB events were held, then the bound closed it
+    assert conn.close_code == CLOSE_SLOW_CONSUMER
+    assert conn.held_bytes == 0 and merge.finish([], complete=True).items == []
+    assert await drained(conn) == [{"closed": CLOSE_SLOW_CONSUMER}]
+
+
+async def test_held_and_queued_bytes_share_one_bound():
+    conn, _ = make(RecordingSocket(), max_queue_bytes=64 * 1024)
+    conn.follow("t")
+    while conn.queued_bytes <= 40 * 1024:
+        conn.send_replayed(event(1, "x" * 4000))
+    conn.begin_resume("t", ReplayMerge[AgentEvent](1, epoch_matches=True))
+    seq = 1
+    while seq < 100 and conn.send_event(event(seq + 1, "x" * 4000), "alice"):
+        seq += 1
+    assert seq - 1 < 7  # only the ~24 KiB the queue left could be held
+    assert conn.close_code == CLOSE_SLOW_CONSUMER
+
+
 async def test_a_close_the_peer_never_lets_through_is_abandoned_and_the_writer_ends():
     conn, _ = make(StuckSocket(), grace=0.01)
     conn.follow("t")
