@@ -130,6 +130,23 @@ class RedisStreamEventLog:
 
     async def start(self, deliver: Deliver, on_ack: OnAck) -> None:
         self._listener = asyncio.create_task(self._listen(deliver, on_ack), name="eventlog-fanout")
+        self._listener.add_done_callback(self._listener_ended)
+
+    def _listener_ended(self, task: asyncio.Task[None]) -> None:
+        """The fan-out must only end when ``close`` cancels it: any other ending leaves
+        this replica's connections deaf to other replicas' events, so it is counted and
+        logged (readiness shows ``fanout: resubscribing`` from then on)."""
+        if task.cancelled():
+            return
+        self.subscribed.clear()
+        exc = task.exception()
+        self._on_error(self.backend, "fanout_ended")
+        log.error(
+            "eventlog_fanout_ended",
+            backend=self.backend,
+            error=type(exc).__name__ if exc else None,
+            detail=str(exc)[:200] if exc else None,
+        )
 
     async def acked(self, thread_id: str, seq: int) -> None:
         message = json.dumps({"origin": self._replica_id, "thread_id": thread_id, "seq": seq})
@@ -204,8 +221,8 @@ class RedisStreamEventLog:
     async def close(self) -> None:
         if self._listener is not None:
             self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+            # A listener that ended with an error was already counted (``_listener_ended``).
+            await asyncio.gather(self._listener, return_exceptions=True)
         await self._client.aclose()
 
     async def _listen(self, deliver: Deliver, on_ack: OnAck) -> None:
@@ -230,9 +247,12 @@ class RedisStreamEventLog:
                             self._route_ack(message["data"], on_ack)
                         else:
                             self._route(message["data"], deliver)
-                except (RedisError, OSError) as exc:
+                # The fan-out's loop boundary: a bug (or a client library error that is
+                # no RedisError) must not end the fan-out for good, only this subscription.
+                except Exception as exc:  # noqa: BLE001 - counted and resubscribed
                     self.subscribed.clear()
-                    self._failed("subscribe", exc)
+                    expected = isinstance(exc, RedisError | OSError)
+                    self._failed("subscribe" if expected else "fanout_crashed", exc)
                     delay = RESUBSCRIBE_BACKOFF_S[min(failures, len(RESUBSCRIBE_BACKOFF_S) - 1)]
                     failures += 1
                     await asyncio.sleep(delay)

@@ -200,3 +200,51 @@ async def test_an_unreachable_redis_is_reported_counted_and_never_raised(make_lo
 
     assert errors == [("redis", "append"), ("redis", "read")]
     assert state["state"] == "unreachable" and state["degraded"]
+
+
+async def test_a_fanout_crash_that_is_no_redis_error_is_counted_and_resubscribed(
+    make_log, monkeypatch
+):
+    crashed = asyncio.Event()
+    get_message = redis.client.PubSub.get_message
+
+    async def crash_once(self: redis.client.PubSub, *args: object, **kwargs: object) -> object:
+        if not crashed.is_set():
+            crashed.set()
+            raise RuntimeError("a bug in the subscription loop")
+        return await get_message(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis.client.PubSub, "get_message", crash_once)
+    errors: list[tuple[str, str]] = []
+    emitter = await make_log()
+    listener = await make_log(on_error=lambda *call: errors.append(call))
+    got: asyncio.Queue[tuple[str, AgentEvent]] = asyncio.Queue()
+    await listener.start(lambda user, e: got.put_nowait((user, e)), ignore_ack)
+    await asyncio.wait_for(crashed.wait(), 10)
+    await asyncio.wait_for(listener.subscribed.wait(), 10)
+
+    await emitter.append("alice", event("t1", 1))
+    user, received = await asyncio.wait_for(got.get(), 10)
+    assert (user, received.seq) == ("alice", 1)
+    assert errors == [("redis", "fanout_crashed")]
+
+
+async def test_a_fanout_task_that_ends_is_counted(make_log, monkeypatch):
+    ended = asyncio.Event()
+    errors: list[tuple[str, str]] = []
+
+    def on_error(*call: str) -> None:
+        errors.append(call)
+        ended.set()
+
+    log = await make_log(on_error=on_error)
+
+    def refuse(*args: object, **kwargs: object) -> redis.Redis:
+        raise ValueError("no subscriber for this URL")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(redis.Redis, "from_url", refuse)
+        await log.start(ignore_event, ignore_ack)
+        await asyncio.wait_for(ended.wait(), 10)
+    assert errors == [("redis", "fanout_ended")]
+    assert not log.subscribed.is_set()
