@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from core.db.database import Database
 from core.db.models import Event, Run, utc_now
@@ -57,16 +57,22 @@ class LeaseRepository:
             )
             return list(rows)
 
-    async def expired(self, *, now: datetime, limit: int) -> list[OrphanedRun]:
+    async def expired(
+        self, *, now: datetime, limit: int, excluding: str | None = None
+    ) -> list[OrphanedRun]:
         """Running runs whose lease expired before ``now``, oldest expiry first, each with
-        its last stored event (which tells the phase it was in)."""
+        its last stored event (which tells the phase it was in). ``excluding`` leaves out
+        the runs of that replica (the sweeping one's own: they are still running there,
+        only its renewals failed), in the query itself, so however many of them expired
+        they never fill the batch ahead of other replicas' orphans."""
+        conditions = [Run.status == "running", Run.lease_expires_at < now]
+        if excluding is not None:
+            # NULL != x is NULL in SQL: a run with no replica recorded is still an orphan.
+            conditions.append(or_(Run.replica_id.is_(None), Run.replica_id != excluding))
         async with self._db.session("find_orphaned_runs") as session:
             runs = (
                 await session.scalars(
-                    select(Run)
-                    .where(Run.status == "running", Run.lease_expires_at < now)
-                    .order_by(Run.lease_expires_at)
-                    .limit(limit)
+                    select(Run).where(*conditions).order_by(Run.lease_expires_at).limit(limit)
                 )
             ).all()
             orphans = []

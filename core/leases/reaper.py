@@ -91,11 +91,16 @@ class OrphanReaper:
 
     async def sweep(self) -> list[str]:
         """End every orphaned run this replica can claim; returns their ids."""
-        now = self._clock()
         ended = []
-        for orphan in await self._leases.expired(now=now, limit=SWEEP_BATCH):
-            if orphan.replica_id == self._replica_id:
-                continue  # Still running here; only our renewals failed. They will retry.
+        # This replica's own runs are left out by the query: they still run here, only our
+        # renewals failed (they will retry).
+        orphans = await self._leases.expired(
+            now=self._clock(), limit=SWEEP_BATCH, excluding=self._replica_id
+        )
+        for orphan in orphans:
+            # The clock is read per claim: ending the previous orphans took time, and a
+            # claim must not start with a lease that is already (nearly) over.
+            now = self._clock()
             claimed = await self._leases.claim(
                 orphan.id, self._holder, now=now, expires_at=now + self._ttl
             )

@@ -102,6 +102,23 @@ async def test_an_orphan_is_a_running_run_whose_lease_expired_with_its_last_even
     assert found[orphan].lease_expires_at == T0
 
 
+async def test_a_sweeping_replicas_own_expired_runs_never_crowd_out_other_orphans(
+    repository, leases
+):
+    mine, lost = unique_name("replica"), unique_name("replica")
+    # Older than anything else in this (possibly shared) database, so first in expiry order.
+    long_ago = T0 - timedelta(days=7300)
+    own = [await admit(repository, mine, long_ago - timedelta(seconds=i)) for i in range(6)]
+    orphan, _ = await admit(repository, lost, long_ago + timedelta(seconds=1))
+    unowned, _ = await admit(repository, None, long_ago + timedelta(seconds=2))
+
+    now = long_ago + timedelta(seconds=3)
+    found = [o.id for o in await leases.expired(now=now, limit=5, excluding=mine)]
+
+    assert found == [orphan, unowned]
+    assert {run_id for run_id, _ in own} <= {o.id for o in await leases.expired(now=now, limit=100)}
+
+
 async def test_of_replicas_claiming_one_orphan_at_once_exactly_one_wins(repository, leases):
     orphan, _ = await admit(repository, unique_name("replica"), T0)
     now = T0 + timedelta(seconds=1)

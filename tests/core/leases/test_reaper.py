@@ -4,15 +4,17 @@ replica's runs are ended once, through the normal publisher, with what they stil
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
 from core.agent.context import UserExecutionContext
 from core.client import VigilClient
+from core.db.leases import LeaseRepository
 from core.db.models import utc_now
 from core.leases import phase_of
+from core.leases.reaper import OrphanReaper
 from core.services import Services
 from tests.fixtures.servers import LiveServer
 from tests.integration.runs import assert_well_formed_run
@@ -147,6 +149,41 @@ async def test_the_sweep_leaves_this_replicas_own_runs_alone(start_server):
     assert await services.replica.reaper.sweep() == []
     record = await services.repository.find_run("hank", run.client_msg_id)
     assert record is not None and record.status == "running"
+
+
+async def test_each_claim_of_a_sweep_leases_its_run_from_the_time_it_was_claimed(start_server):
+    server: LiveServer = await start_server(**QUIET)
+    services = server.services
+    _, first, _ = await orphan(services, "jack")
+    _, second, _ = await orphan(services, "kate")
+    start = utc_now()
+    reads = iter(range(100))
+
+    def slow_sweep_clock() -> datetime:
+        # Each reading is a minute after the previous: ending an orphan takes a while.
+        return start + timedelta(minutes=next(reads))
+
+    reaper = OrphanReaper(
+        LeaseRepository(services.database),
+        services.repository,
+        services.publisher,
+        replica_id="sweeper",
+        ttl_s=30.0,
+        sweep_interval_s=3600.0,
+        metrics=services.metrics,
+        replica_metrics=services.replica.metrics,
+        clock=slow_sweep_clock,
+    )
+
+    assert sorted(await reaper.sweep()) == sorted([first.id, second.id])
+    leases = []
+    for user, run in (("jack", first), ("kate", second)):
+        record = await services.repository.find_run(user, run.client_msg_id)
+        assert record is not None and record.lease_expires_at is not None
+        leases.append(record.lease_expires_at)
+    # The later claim's lease runs from its own reading of the clock, not the sweep's start.
+    assert abs(leases[1] - leases[0]) >= timedelta(minutes=1)
+    assert min(leases) > start + timedelta(minutes=1)
 
 
 @pytest.mark.parametrize(
