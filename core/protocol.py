@@ -179,6 +179,21 @@ class ErrorFrame(_ServerFrame):
     code: ErrorCode
     message: str
     ref: str | None = None
+    # Extension of v1: the thread of the resume this error answers (null otherwise), so a
+    # client tells a refused resume from the ref-less errors of its acks and pongs.
+    thread_id: str | None = None
+
+    @classmethod
+    def answering(
+        cls, frame: ClientFrame | None, code: ErrorCode, message: str, *, ref: str | None = None
+    ) -> ErrorFrame:
+        """The error answering ``frame`` (None: one that could not be parsed), matched to
+        it the way the client matches it: a chat's ``id`` as ``ref``, a resume's thread as
+        ``thread_id``. ``ref`` is for a frame that could not be parsed but had an ``id``."""
+        if isinstance(frame, ChatFrame):
+            ref = frame.id
+        thread_id = frame.thread_id if isinstance(frame, ResumeFrame) else None
+        return cls(code=code, message=message, ref=ref, thread_id=thread_id)
 
 
 def dump(frame: BaseModel) -> str:

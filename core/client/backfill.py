@@ -12,13 +12,20 @@ PAGE = 1000
 
 
 async def stored_events(
-    http_url: str, token: str, thread_id: str, after_seq: int, *, timeout: float = 10.0
+    http_url: str,
+    token: str,
+    thread_id: str,
+    after_seq: int,
+    *,
+    timeout: float = 10.0,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> AsyncIterator[list[dict[str, Any]]]:
     """Pages of the thread's events after ``after_seq``, in seq order, until the end.
-    Raises ``httpx.HTTPError`` (404 for a thread that is not the caller's)."""
+    Raises ``httpx.HTTPError`` (404 for a thread that is not the caller's). ``transport``:
+    httpx's own (None), or a fake such as ``httpx.MockTransport`` in tests."""
     headers = {"Authorization": f"Bearer {token}"}
     url = f"{http_url}/api/threads/{thread_id}/events"
-    async with httpx.AsyncClient(headers=headers, timeout=timeout) as http:
+    async with httpx.AsyncClient(headers=headers, timeout=timeout, transport=transport) as http:
         while True:
             response = await http.get(url, params={"after_seq": after_seq, "limit": PAGE})
             response.raise_for_status()

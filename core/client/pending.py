@@ -5,7 +5,8 @@
   with its connection is neither lost nor doubled, and a second answer is dropped.
 - ``ResumeQueue``: after a reconnect, the followed threads are resumed one at a time, each
   answered before the next, so a client following many threads stays inside the server's
-  frame budget. A refusal worth retrying puts the thread back at the front.
+  frame budget. A refusal worth retrying puts the thread back at the front. A resume's
+  answer, ``resumed`` or ``error``, names its thread.
 """
 
 from __future__ import annotations
@@ -72,9 +73,8 @@ class ResumeQueue:
         """Whether ``frame`` is the answer to the resume in flight."""
         if self.current is None:
             return False
-        if frame.get("type") == "resumed":
-            return frame.get("thread_id") == self.current
-        return frame.get("type") == "error" and frame.get("ref") is None
+        # Matched on the thread: the errors of acks and pongs carry no ref either.
+        return frame.get("type") in ("resumed", "error") and frame.get("thread_id") == self.current
 
     def refused(self, error: Frame) -> bool:
         """The resume in flight was refused: True if it is to be tried again later (the

@@ -39,6 +39,8 @@ class Reconnect:
     token: Callable[[], str] | None = None
     # A resume refused as rate_limited (or unavailable) is sent again after this long.
     resume_retry_s: float = 0.5
+    # How REST backfills reach the server: httpx's own transport (None), or a test's fake.
+    http_transport: httpx.AsyncBaseTransport | None = None
 
 
 class Session(Protocol):
@@ -180,7 +182,12 @@ class Recovery:
         after = self._session.inbound.ack_seq(thread_id)
         timeout = self._endpoint.open_timeout
         pages = stored_events(
-            self._endpoint.http_url, self.token(), thread_id, after, timeout=timeout
+            self._endpoint.http_url,
+            self.token(),
+            thread_id,
+            after,
+            timeout=timeout,
+            transport=self._policy.http_transport,
         )
         async for events in pages:
             self.backfilled += len(events)

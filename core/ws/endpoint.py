@@ -146,6 +146,7 @@ async def _read_frames(services: Services, connection: Connection, handlers: Fra
         if message["type"] == "websocket.disconnect":
             connection.peer_closed(message.get("code", 1000))
             return
+        frame: ClientFrame | None = None
         try:
             text = message.get("text")
             if text is None:
@@ -160,10 +161,13 @@ async def _read_frames(services: Services, connection: Connection, handlers: Fra
             await handlers.handle(frame)
         except FrameError as error:
             services.metrics.frames_rejected.labels(error.code).inc()
-            connection.send_frame(ErrorFrame(code=error.code, message=error.message, ref=error.ref))
+            connection.send_frame(
+                ErrorFrame.answering(frame, error.code, error.message, ref=error.ref)
+            )
         except Exception:  # noqa: BLE001 - one frame's bug must not end the connection or others
             services.metrics.internal_errors.labels("frame").inc()
             log.exception("frame_handler_crashed", connection_id=connection.id)
+            # Answered like any refusal, with its ref: a chat waiting for it ends now.
             connection.send_frame(
-                ErrorFrame(code="unavailable", message="the server failed to handle this frame")
+                ErrorFrame.answering(frame, "unavailable", "the server failed to handle this frame")
             )

@@ -62,9 +62,9 @@ class FrameHandlers:
                             "not_found", f"no run {frame.run_id!r} of yours is running"
                         )
         except DatabaseError as exc:
-            ref = frame.id if isinstance(frame, ChatFrame) else None
+            # Answered with the frame's ref (or resumed thread) by the reader's error path.
             raise FrameError(
-                "unavailable", f"the database is unavailable ({exc.category}); retry", ref
+                "unavailable", f"the database is unavailable ({exc.category}); retry"
             ) from exc
 
     async def _chat(self, frame: ChatFrame) -> None:

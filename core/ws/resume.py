@@ -57,15 +57,15 @@ class Resumes:
         try:
             await self._resume(frame, thread)
         except DatabaseError as exc:
-            self._refuse("unavailable", f"the database is unavailable ({exc.category}); retry")
+            self._refuse(frame, f"the database is unavailable ({exc.category}); retry")
         except Exception:  # noqa: BLE001 - one failed resume must not end the connection
             self._s.metrics.internal_errors.labels("resume").inc()
             log.exception("resume_failed", connection_id=self._conn.id, thread_id=thread.id)
-            self._refuse("unavailable", "the server failed to resume this thread")
+            self._refuse(frame, "the server failed to resume this thread")
 
-    def _refuse(self, code: str, message: str) -> None:
-        self._s.metrics.frames_rejected.labels(code).inc()
-        self._conn.send_frame(ErrorFrame(code="unavailable", message=message))
+    def _refuse(self, frame: ResumeFrame, message: str) -> None:
+        self._s.metrics.frames_rejected.labels("unavailable").inc()
+        self._conn.send_frame(ErrorFrame.answering(frame, "unavailable", message))
 
     async def _resume(self, frame: ResumeFrame, thread: ThreadRecord) -> None:
         # Follow first, holding live events in the merge, then read the replay: an event

@@ -1,9 +1,12 @@
 """Bad frames get their documented error and change nothing else."""
 
 import asyncio
+import contextlib
 import json
+import sqlite3
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from core.client import VigilClient
 from tests.integration.runs import assert_well_formed_run
@@ -55,6 +58,7 @@ async def test_an_ack_for_a_seq_never_sent_is_refused(live_server):
         await client.send({"type": "ack", "thread_id": thread_id, "seq": 10_000})
         error = await client.next_frame(5)
     assert (error["code"], "10000" in error["message"]) == ("invalid_field", True)
+    assert (error["ref"], error["thread_id"]) == (None, None)
 
 
 async def test_an_ack_for_another_users_thread_is_refused_and_retires_nothing(start_server):
@@ -91,3 +95,26 @@ async def test_a_frame_over_the_transport_limit_closes_with_1009(start_server):
     await client.websocket.send("x" * 4096)
     await asyncio.wait_for(client.websocket.wait_closed(), 5)
     assert client.websocket.close_code == 1009
+
+
+def corrupt_thread(server, thread_id: str) -> None:
+    """Leave the thread's row unreadable: the server's handlers then fail with a bug of
+    their own (a ValueError reading it back), not with a database error."""
+    path = make_url(server.settings.database_url).database
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("UPDATE threads SET created_at = 'not a time' WHERE id = ?", (thread_id,))
+
+
+async def test_a_frame_whose_handler_fails_is_answered_with_its_ref_or_its_thread(live_server):
+    async with VigilClient.connect(live_server.ws_url, live_server.token("alice")) as client:
+        run = await client.run("hello")
+        thread_id = run.accepted["thread_id"]
+        corrupt_thread(live_server, thread_id)
+        # The chat waiting for its answer gets it now, not at its timeout.
+        with pytest.raises(RuntimeError, match="unavailable"):
+            await client.chat("again", thread_id, msg_id="after-crash", timeout=30)
+        epoch = run.events[0]["epoch"]
+        await client.send({"type": "resume", "thread_id": thread_id, "epoch": epoch, "last_seq": 0})
+        error = await client.next_frame(5)
+    assert (error["code"], error["ref"], error["thread_id"]) == ("unavailable", None, thread_id)
+    assert live_server.metric("vigil_internal_errors_total", {"where": "frame"}) == 2

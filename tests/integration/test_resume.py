@@ -153,6 +153,8 @@ async def test_a_resume_from_a_seq_the_thread_never_reached_is_an_invalid_field(
         error = await client.next_frame(5)
     assert error["type"] == "error" and error["code"] == "invalid_field"
     assert "beyond" in error["message"]
+    # The refusal names the resumed thread: the client tells it from its acks' refusals.
+    assert error["thread_id"] == last["thread_id"]
 
 
 async def test_a_resume_of_another_users_thread_is_not_found_and_replays_nothing(live_server):
@@ -170,6 +172,7 @@ async def test_a_resume_of_another_users_thread_is_not_found_and_replays_nothing
         )
         error = await mallory.next_frame(5)
         assert error["type"] == "error" and error["code"] == "not_found"
+        assert error["thread_id"] == first["thread_id"]
         # Still connected, nothing of alice's followed: a chat of mallory's own works.
         own = await mallory.run("hello")
     assert {e["thread_id"] for e in own.events} == {own.accepted["thread_id"]}

@@ -37,14 +37,25 @@ def test_threads_are_resumed_one_after_another():
     assert not queue.answers({"type": "error", "code": "not_found", "ref": None})
 
 
+def test_a_resume_is_answered_by_an_error_that_names_its_thread_and_by_no_other():
+    queue = ResumeQueue()
+    queue.restart(["a"])
+    queue.next()
+    # The ref-less refusals of acks and pongs, and a frame that crashed on the server.
+    assert not queue.answers({"type": "error", "code": "rate_limited", "ref": None})
+    assert not queue.answers({"type": "error", "code": "invalid_field", "thread_id": None})
+    assert not queue.answers({"type": "error", "code": "not_found", "thread_id": "b"})
+    assert queue.answers({"type": "error", "code": "rate_limited", "thread_id": "a"})
+
+
 def test_a_rate_limited_resume_goes_back_to_the_front_and_a_lost_thread_is_recorded():
     queue = ResumeQueue()
     queue.restart(["a", "b"])
     queue.next()
-    assert queue.refused({"type": "error", "code": "rate_limited", "ref": None}) is True
+    assert queue.refused({"type": "error", "code": "rate_limited", "thread_id": "a"}) is True
     assert (queue.current, queue.retries) == (None, 1)
     assert queue.next() == "a"
-    assert queue.refused({"type": "error", "code": "not_found", "ref": None}) is False
+    assert queue.refused({"type": "error", "code": "not_found", "thread_id": "a"}) is False
     assert [(e["thread_id"], e["code"]) for e in queue.errors] == [("a", "not_found")]
     assert queue.next() == "b"
 
