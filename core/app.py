@@ -79,7 +79,8 @@ def build_services(
         settings.ack_timeout_s, settings.ack_max_redeliveries, settings.ack_timeout_backoff
     )
     redelivery = Redelivery(AckWindow(), schedule, settings.ack_window_max_events)
-    deliveries = Deliveries(redelivery=redelivery, hub=hub, metrics=metrics)
+    tools = default_registry()
+    deliveries = Deliveries(redelivery=redelivery, hub=hub, metrics=metrics, tools=tools)
     publisher = EventPublisher(
         repository=repository, event_log=replica.event_log, deliveries=deliveries
     )
@@ -95,7 +96,6 @@ def build_services(
         per_user_limit=settings.max_runs_per_user, total_limit=settings.max_runs_total
     )
     model_provider = provider or build_provider(settings)
-    tools = default_registry()
     circuit = CircuitBreaker(
         settings.circuit_failure_threshold, settings.circuit_reset_timeout_s, time.monotonic
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 
 from core.delivery.redelivery import GiveUp, Redeliver, Redelivery
 from core.delivery.window import Retired
@@ -33,9 +33,13 @@ class Deliveries:
         redelivery: Redelivery,
         hub: Hub,
         metrics: Metrics,
+        tools: Container[str],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._redelivery = redelivery
+        # The registered tool names: any other name a model made up is labelled "unknown",
+        # so tool names cannot grow the metrics' label cardinality.
+        self._tools = tools
         self._hub = hub
         self._metrics = metrics
         self._clock = clock
@@ -48,7 +52,7 @@ class Deliveries:
         """Send a stored event to the owner's connections and await its ack; return how many
         connections it was handed to."""
         sent = self._hub.publish(user_id, event)
-        tool = _tool_of(event)
+        tool = _tool_of(event, self._tools)
         now = self._clock()
         self._redelivery.sent(
             thread_id=event.thread_id,
@@ -137,8 +141,9 @@ class Deliveries:
                 log.exception("delivery_sweep_failed")
 
 
-def _tool_of(event: AgentEvent) -> str | None:
+def _tool_of(event: AgentEvent, known: Container[str]) -> str | None:
+    """The tool label of a tool event: its name when registered, else ``unknown``."""
     if event.type not in TOOL_EVENT_TYPES:
         return None
     tool = event.data.get("tool")
-    return tool if isinstance(tool, str) else "unknown"
+    return tool if isinstance(tool, str) and tool in known else "unknown"

@@ -10,6 +10,7 @@ from typing import Any, cast
 
 from starlette.websockets import WebSocket
 
+from core.agent.tools.registry import default_registry
 from core.delivery.redelivery import Redelivery, RetrySchedule
 from core.delivery.window import AckWindow
 from core.protocol import AgentEvent
@@ -86,7 +87,11 @@ def setup(max_redeliveries: int = 2):
     metrics, hub, clock = Metrics(), Hub(), Clock()
     schedule = RetrySchedule(1.0, max_redeliveries, 2.0)
     deliveries = Deliveries(
-        redelivery=Redelivery(AckWindow(), schedule), hub=hub, metrics=metrics, clock=clock
+        redelivery=Redelivery(AckWindow(), schedule),
+        hub=hub,
+        metrics=metrics,
+        tools=default_registry(),
+        clock=clock,
     )
     return metrics, hub, clock, deliveries
 
@@ -156,6 +161,22 @@ def test_an_event_whose_owner_is_away_is_given_up_as_no_connection():
     )
 
 
+def test_a_tool_name_the_registry_does_not_know_is_labelled_unknown():
+    metrics, hub, _, deliveries = setup()
+    hub.add(connection("alice", metrics, "t"))
+    for seq in range(1, 51):
+        deliveries.emitted("alice", event(seq, "tool_executing", tool=f"made-up-{seq}"))
+    tools = {
+        series.labels["tool"]
+        for family in metrics.registry.collect()
+        for series in family.samples
+        if series.name == "vigil_tool_events_emitted_total"
+    }
+    assert tools == {"unknown"}
+    labels = {"tool": "unknown", "type": "tool_executing"}
+    assert sample(metrics, "vigil_tool_events_emitted_total", **labels) == 50
+
+
 def test_tool_events_are_counted_per_tool_when_emitted_and_when_acked():
     metrics, hub, _, deliveries = setup()
     hub.add(connection("alice", metrics, "t"))
@@ -195,7 +216,9 @@ async def test_canary_events_are_resent_but_never_counted():
 async def test_a_full_window_gives_up_its_oldest_event_as_undelivered():
     metrics, hub, clock = Metrics(), Hub(), Clock()
     redelivery = Redelivery(AckWindow(), RetrySchedule(1.0), max_pending=2)
-    deliveries = Deliveries(redelivery=redelivery, hub=hub, metrics=metrics, clock=clock)
+    deliveries = Deliveries(
+        redelivery=redelivery, hub=hub, metrics=metrics, tools=default_registry(), clock=clock
+    )
     for seq in (1, 2, 3):
         deliveries.emitted("alice", event(seq, "agent_started" if seq == 1 else "agent_thinking"))
     labels = {"type": "agent_started", "reason": "window_full"}
