@@ -14,11 +14,12 @@ from websockets.exceptions import ConnectionClosed
 
 from core.client.handshake import SUBPROTOCOL, HandshakeRefused
 from core.client.recovery import Reconnect
-from core.client.session import EVENT_TYPES, RunResult, VigilClient
+from core.client.session import EVENT_TYPES, ChatRefused, RunResult, VigilClient
 
 __all__ = [
     "EVENT_TYPES",
     "SUBPROTOCOL",
+    "ChatRefused",
     "ConnectionClosed",
     "HandshakeRefused",
     "Reconnect",

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +36,15 @@ EVENT_TYPES = frozenset(
         "agent_error",
     }
 )
+
+
+class ChatRefused(RuntimeError):
+    """The server answered a chat with an ``error`` frame (its ``code`` says why)."""
+
+    def __init__(self, error: dict[str, Any]) -> None:
+        super().__init__(f"chat refused: {error}")
+        self.error = error
+        self.code = str(error.get("code"))
 
 
 @dataclass
@@ -233,19 +242,28 @@ class VigilClient:
         finally:
             self._chats.close(msg_id)
         if reply.get("type") != "chat_accepted":
-            raise RuntimeError(f"chat refused: {reply}")
+            raise ChatRefused(reply)
         return reply
 
     async def run(
-        self, text: str, thread_id: str | None = None, timeout: float = 30.0
+        self,
+        text: str,
+        thread_id: str | None = None,
+        timeout: float = 30.0,
+        *,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
     ) -> RunResult:
-        """Send a chat and collect its events up to its ``agent_completed``."""
-        result = RunResult(await self.chat(text, thread_id))
+        """Send a chat and collect its events up to its ``agent_completed``; ``timeout``
+        bounds the wait for the chat's answer and for each event. ``on_event`` sees each of
+        the run's events as it is taken (the load generator times them there)."""
+        result = RunResult(await self.chat(text, thread_id, timeout=timeout))
         run_id = result.accepted["run_id"]
         while True:
             event = await self.next_event(timeout)
             if event["run_id"] != run_id:
                 continue
+            if on_event is not None:
+                on_event(event)
             result.events.append(event)
             if event["type"] == "agent_completed":
                 return result

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from core.client import HandshakeRefused, VigilClient
+from core.client import ChatRefused, HandshakeRefused, VigilClient
 from core.loadgen.stats import Recorder, Summary, emitted_at
 
 DEFAULT_TEXT = "What is 17 * 23?"
@@ -32,12 +32,6 @@ class LoadSpec:
     # Handshakes in flight at once: a thousand users do not all knock in the same millisecond.
     connect_concurrency: int = 50
     user_prefix: str = "loadgen"
-
-
-class _RunRefused(Exception):
-    def __init__(self, code: str) -> None:
-        super().__init__(code)
-        self.code = code
 
 
 async def run_load(
@@ -95,7 +89,7 @@ async def _user(
                 return
             try:
                 thread_id = await _one_run(client, spec, thread_id, recorder)
-            except _RunRefused as refused:
+            except ChatRefused as refused:
                 recorder.error(f"chat_refused:{refused.code}")
             except TimeoutError:
                 recorder.error("timeout")
@@ -113,24 +107,18 @@ async def _user(
 async def _one_run(
     client: VigilClient, spec: LoadSpec, thread_id: str | None, recorder: Recorder
 ) -> str:
-    """One chat and its events up to ``agent_completed``; returns the thread id."""
+    """One chat and its events up to ``agent_completed``; returns the thread id. The
+    client matches the chat's answer by its id, so no other frame is taken for it."""
     began = time.monotonic()
-    msg_id = uuid.uuid4().hex
-    await client.send({"type": "chat", "id": msg_id, "thread_id": thread_id, "text": spec.text})
-    reply = await client.next_frame(spec.run_timeout_s)
-    if reply.get("type") != "chat_accepted":
-        raise _RunRefused(str(reply.get("code", reply.get("type"))))
-    run_id = reply["run_id"]
-    error_reason: str | None = None
-    while True:
-        event = await client.next_event(spec.run_timeout_s)
-        received = time.time()
-        if event["run_id"] != run_id:
-            continue
-        recorder.event_received(emitted_at(event["ts"]), received)
-        if event["type"] == "agent_error":
-            error_reason = str(event["data"].get("reason"))
-        if event["type"] == "agent_completed":
-            status = str(event["data"].get("status"))
-            recorder.run_finished(time.monotonic() - began, status, error_reason)
-            return str(reply["thread_id"])
+
+    def received(event: dict[str, Any]) -> None:
+        recorder.event_received(emitted_at(event["ts"]), time.time())
+
+    result = await client.run(spec.text, thread_id, timeout=spec.run_timeout_s, on_event=received)
+    error_reason = next(
+        (str(e["data"].get("reason")) for e in result.events if e["type"] == "agent_error"),
+        None,
+    )
+    status = str(result.completed["data"].get("status"))
+    recorder.run_finished(time.monotonic() - began, status, error_reason)
+    return str(result.accepted["thread_id"])

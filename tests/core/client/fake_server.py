@@ -20,17 +20,25 @@ Frame = dict[str, Any]
 WAIT_S = 10.0
 
 
-def event(thread_id: str, seq: int, *, epoch: str = "e1", kind: str = "agent_thinking") -> Frame:
+def event(
+    thread_id: str,
+    seq: int,
+    *,
+    epoch: str = "e1",
+    kind: str = "agent_thinking",
+    run_id: str = "r1",
+    data: Frame | None = None,
+) -> Frame:
     """An agent event with the whole envelope."""
     return {
         "type": kind,
         "thread_id": thread_id,
-        "run_id": "r1",
+        "run_id": run_id,
         "epoch": epoch,
         "seq": seq,
         "event_id": f"{thread_id}-{epoch}-{seq}",
         "ts": "2026-11-26T10:00:00+00:00",
-        "data": {"text": "…", "step": seq},
+        "data": data if data is not None else {"text": "…", "step": seq},
     }
 
 
