@@ -53,7 +53,13 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
             await refuse(services, websocket, refusal, request_id)
             return
         span.set_attribute("enduser.id", identity.user_id)
-        await websocket.accept(subprotocol=SUBPROTOCOL)
+        # ``authorize`` reserved a connection slot: the connection takes it over below, or
+        # a failed accept gives it back.
+        try:
+            await websocket.accept(subprotocol=SUBPROTOCOL)
+        except BaseException:
+            services.hub.release(identity.user_id)
+            raise
 
     settings = services.settings
     metrics = services.metrics
@@ -68,7 +74,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     if not identity.canary:
         metrics.ws_connections.labels("accepted", "").inc()
     metrics.ws_active.inc()
-    services.hub.add(connection)
+    services.hub.add(connection, reserved=True)
     log.info("connection_opened", connection_id=connection.id, user_id=identity.user_id)
     connection.send_frame(
         ConnectionReady(

@@ -17,6 +17,8 @@ log = get_logger(__name__)
 
 
 async def authorize(services: Services, websocket: WebSocket) -> Identity:
+    """The caller's identity, with one of its connection slots reserved in the hub (the
+    caller hands it to the connection or releases it); an ``AuthRefusal`` otherwise."""
     if not services.lifecycle.accepting:
         raise not_ready()
     token = token_from_handshake(
@@ -29,7 +31,8 @@ async def authorize(services: Services, websocket: WebSocket) -> Identity:
         raise not_ready() from exc
     if not enabled:
         raise forbidden("user_disabled")
-    if services.hub.count(identity.user_id) >= services.settings.max_connections_per_user:
+    # The last check: from here the caller holds a slot, accepts or releases it.
+    if not services.hub.reserve(identity.user_id, services.settings.max_connections_per_user):
         raise forbidden("connection_quota")
     return identity
 

@@ -1,5 +1,6 @@
 """Every handshake refusal is an HTTP response with its status and reason, and counted."""
 
+import asyncio
 import time
 
 import jwt
@@ -99,6 +100,26 @@ async def test_the_connection_quota_is_403(start_server):
         async with VigilClient.connect(server.ws_url, server.token("bob")):
             pass
     assert (caught.value.status, caught.value.reason) == (403, "connection_quota")
+
+
+async def test_concurrent_handshakes_past_the_quota_accept_exactly_the_quota(start_server):
+    quota, extra = 3, 30
+    server = await start_server(max_connections_per_user=quota)
+    token = server.token("alice")
+
+    async def handshake() -> object:
+        try:
+            return await VigilClient.open(server.ws_url, token)
+        except HandshakeRefused as refused:
+            return refused
+
+    outcomes = await asyncio.gather(*(handshake() for _ in range(quota + extra)))
+    accepted = [o for o in outcomes if isinstance(o, VigilClient)]
+    refused = [o for o in outcomes if isinstance(o, HandshakeRefused)]
+    for client in accepted:
+        await client.close()
+    assert len(accepted) == quota
+    assert [(r.status, r.reason) for r in refused] == [(403, "connection_quota")] * extra
 
 
 async def test_the_authorization_header_works_and_the_token_is_never_echoed(live_server):
