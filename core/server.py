@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from types import FrameType
 
 import uvicorn
@@ -27,12 +28,21 @@ from core.telemetry.logging import get_logger
 log = get_logger(__name__)
 
 SIDECAR_PORT = 9100
+# How long the sidecar gets to stop after SIGTERM before it is killed.
+SIDECAR_STOP_TIMEOUT_S = 10.0
 
 
 class DrainingServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, services: Services) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        services: Services,
+        *,
+        drain: Callable[[Services, float], Awaitable[None]] = drain,
+    ) -> None:
         super().__init__(config)
         self._services = services
+        self._drain_services = drain
         self._loop: asyncio.AbstractEventLoop | None = None
         self._drain: asyncio.Task[None] | None = None
 
@@ -53,7 +63,10 @@ class DrainingServer(uvicorn.Server):
     async def _drain_then_exit(self) -> None:
         log.warning("sigterm_received", grace_s=self._services.settings.shutdown_grace_s)
         try:
-            await drain(self._services, self._services.settings.shutdown_grace_s)
+            await self._drain_services(self._services, self._services.settings.shutdown_grace_s)
+        except Exception:  # noqa: BLE001 - the drain task's end: nobody else would see the error
+            self._services.metrics.internal_errors.labels("drain").inc()
+            log.exception("drain_failed")
         finally:
             self.should_exit = True
 
@@ -105,5 +118,15 @@ def run_with_sidecar(settings: Settings) -> None:
     try:
         run_backend(settings)
     finally:
-        sidecar.terminate()
-        sidecar.wait(timeout=10)
+        stop_process(sidecar, SIDECAR_STOP_TIMEOUT_S)
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within ``timeout_s``."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        log.warning("process_killed", pid=process.pid, after_s=timeout_s)
+        process.kill()
+        process.wait()
