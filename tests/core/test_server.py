@@ -18,7 +18,7 @@ async def failing_drain(services: Services, grace_s: float) -> None:
     raise RuntimeError("the drain broke")
 
 
-async def test_a_drain_that_fails_is_counted_logged_and_the_server_still_exits(sqlite_url, caplog):
+async def test_a_drain_that_fails_is_counted_and_the_server_still_exits(sqlite_url):
     services = build_services(load_settings(database_url=sqlite_url))
     server = DrainingServer(uvicorn.Config(app=None), services, drain=failing_drain)
 
