@@ -1,7 +1,8 @@
 """Coming back after a lost connection, apart from reading the socket: ``Recovery``
 reconnects with exponential backoff and full jitter (at once after 1012, with a fresh
 token after 4401), resumes every followed thread from the last seq handed over, one at a
-time, and when a resume cannot recover, backfills the thread over REST.
+time, and when a resume cannot recover, backfills the thread over REST, in a task of its
+own, so the socket goes on being read (and pings answered) during a long backfill.
 
 It acts on the session through a narrow ``Session`` surface (its ``Inbound``, sending a
 frame, delivering events); ``VigilClient`` owns the socket and feeds it the resume answers.
@@ -60,6 +61,8 @@ class Recovery:
         self._policy = policy
         self._resumes = ResumeQueue()
         self._resume_retry: asyncio.Task[None] | None = None
+        # The backfill under way per thread (a later one for the same thread waits for it).
+        self._backfills: dict[str, asyncio.Task[None]] = {}
         # What the resumes answered, how often the client came back, what REST brought.
         self.resumed: list[Frame] = []
         self.reconnects = 0
@@ -79,9 +82,13 @@ class Recovery:
             return self._policy.token()
         return self._endpoint.token
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        tasks = list(self._backfills.values())
         if self._resume_retry is not None:
-            self._resume_retry.cancel()
+            tasks.append(self._resume_retry)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     # --- reconnecting --------------------------------------------------------------------
 
@@ -170,11 +177,31 @@ class Recovery:
         if frame.get("epoch"):
             inbound.rebase(thread_id, frame["epoch"])
         if not frame.get("recovered") or inbound.has_gap(thread_id):
-            try:
-                await self._backfill(thread_id)
-            except (httpx.HTTPError, KeyError, ValueError) as exc:
-                # The gap stays held; the next resume (or a later backfill) fills it.
-                self.backfill_errors.append(f"{thread_id}: {type(exc).__name__}: {exc}")
+            self._start_backfill(thread_id)
+
+    def _start_backfill(self, thread_id: str) -> None:
+        """Backfill in a task: the socket goes on being read (pings answered, live events
+        held past the gap) meanwhile. The thread's ``Inbound`` cursor keeps its events in
+        order, whichever way they come; one thread's backfills run one after another."""
+        previous = self._backfills.get(thread_id)
+        task = asyncio.create_task(self._backfill_after(previous, thread_id))
+        self._backfills[thread_id] = task
+
+        def done(finished: asyncio.Task[None]) -> None:
+            if self._backfills.get(thread_id) is finished:
+                del self._backfills[thread_id]
+
+        task.add_done_callback(done)
+
+    async def _backfill_after(self, previous: asyncio.Task[None] | None, thread_id: str) -> None:
+        if previous is not None:
+            # It never raises: its failures are recorded in ``backfill_errors``.
+            await asyncio.wait({previous})
+        try:
+            await self._backfill(thread_id)
+        except (httpx.HTTPError, KeyError, ValueError) as exc:
+            # The gap stays held; the next resume (or a later backfill) fills it.
+            self.backfill_errors.append(f"{thread_id}: {type(exc).__name__}: {exc}")
 
     async def _backfill(self, thread_id: str) -> None:
         """Fetch the thread's stored events after the last one handed over (the source of

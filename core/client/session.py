@@ -270,11 +270,11 @@ class VigilClient:
 
     async def close(self) -> None:
         self._closing = True
-        if self._recovery is not None:
-            self._recovery.close()
         await self.websocket.close()
         if not self._reader.done():
             # It may be waiting out a backoff delay: nothing there is worth finishing.
             self._reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._reader
+        if self._recovery is not None:
+            await self._recovery.close()

@@ -3,6 +3,8 @@ answers a resume, and what a resume that cannot recover brings over REST."""
 
 from __future__ import annotations
 
+import asyncio
+
 from core.client import Reconnect, VigilClient
 from tests.core.client.fake_server import event, fake_server, stored_events
 
@@ -34,3 +36,37 @@ async def test_a_ref_less_error_while_a_resume_is_in_flight_is_not_taken_for_its
     assert other["code"] == "rate_limited"
     assert [frame["recovered"] for frame in client.resumed] == [False]
     assert client.resume_retries == 0
+
+
+async def test_pings_are_answered_during_a_long_backfill_and_live_events_wait_their_turn():
+    stored = [event("t", seq) for seq in (1, 2, 3)]
+    asked, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_page() -> None:
+        asked.set()
+        await release.wait()
+
+    async with fake_server() as server:
+        transport = stored_events(stored, before_answer=slow_page)
+        policy = Reconnect(sleep=no_wait, http_transport=transport)
+        async with VigilClient.connect(server.ws_url, "token", reconnect=policy) as client:
+            first = await server.accepted()
+            await first.send(stored[0])
+            assert (await client.next_event(5))["seq"] == 1
+            await first.close(1012)
+            second = await server.accepted()
+            await second.receive("resume")
+            resumed = {"type": "resumed", "thread_id": "t", "recovered": False, "replayed": 0}
+            await second.send({**resumed, "epoch": "e1"})
+            await asked.wait()  # the backfill's page is being fetched, and held there
+            await second.send({"type": "ping", "ts": 7})
+            pong = await second.receive("pong")
+            # A live event past the gap, while the backfill is still under way.
+            await second.send(event("t", 4))
+            release.set()
+            delivered = [await client.next_event(5) for _ in range(3)]
+            while (await second.receive("ack"))["seq"] < 4:
+                pass  # the cumulative ack reaches the live event once the gap is filled
+    assert pong["ts"] == 7
+    assert [e["seq"] for e in delivered] == [2, 3, 4]
+    assert client.backfilled == 2
