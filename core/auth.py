@@ -14,9 +14,9 @@ from typing import Any
 
 import jwt
 
+from core.protocol import SUBPROTOCOL
 from core.settings import Settings, TokenSettings
 
-SUBPROTOCOL = "vigil.v1"
 # The JWT "roles" claim grants this one to operators' tools (the sidecar's drain request).
 OPERATOR_ROLE = "operator"
 BEARER_SUBPROTOCOL_PREFIX = "bearer."

@@ -8,13 +8,11 @@ Called on SIGTERM (``core.server``), by ``POST /admin/drain`` and by the app's s
 
 from __future__ import annotations
 
+from core.protocol import CloseCode
 from core.services import Services
 from core.telemetry.logging import get_logger
 
 log = get_logger(__name__)
-
-# Clients reconnect at once, elsewhere, and resume (docs/protocol.md, close codes).
-CLOSE_SERVICE_RESTART = 1012
 
 
 def stop_accepting(services: Services) -> int:
@@ -22,7 +20,8 @@ def stop_accepting(services: Services) -> int:
     services.lifecycle.draining = True
     connections = services.hub.all()
     for connection in connections:
-        connection.request_close(CLOSE_SERVICE_RESTART)
+        # Clients reconnect at once, elsewhere, and resume (docs/protocol.md, close codes).
+        connection.request_close(CloseCode.SERVICE_RESTART)
     return len(connections)
 
 

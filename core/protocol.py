@@ -9,11 +9,32 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from enum import IntEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-PROTOCOL_VERSION = "vigil.v1"
+# The WebSocket subprotocol a client offers and the server selects; also the protocol
+# version named in connection_ready.
+SUBPROTOCOL = "vigil.v1"
+
+
+class CloseCode(IntEnum):
+    """The close codes of PROTOCOL.md, the one table server and client both use."""
+
+    NORMAL = 1000  # stop
+    GOING_AWAY = 1001  # reconnect with backoff, then resume
+    NO_CLOSE_FRAME = 1006  # (never sent) the connection ended without a close frame
+    INVALID_DATA = 1007  # (extension) a frame that is not UTF-8: fix the client
+    MESSAGE_TOO_BIG = 1009  # fix the client
+    INTERNAL_ERROR = 1011  # reconnect with backoff, then resume
+    SERVICE_RESTART = 1012  # drain: reconnect at once elsewhere, then resume
+    TOKEN_EXPIRED = 4401  # refresh the token, reconnect, resume
+    FORBIDDEN = 4403  # stop
+    HEARTBEAT_TIMEOUT = 4408  # reconnect, resume
+    SLOW_CONSUMER = 4409  # reconnect, resume
+    RATE_LIMITED = 4429  # back off, reconnect, resume
+
 
 EventType = Literal[
     "agent_started",
@@ -146,7 +167,7 @@ class ConnectionReady(_ServerFrame):
     type: Literal["connection_ready"] = "connection_ready"
     connection_id: str
     user_id: str
-    protocol: str = PROTOCOL_VERSION
+    protocol: str = SUBPROTOCOL
     heartbeat_interval_s: float
     server_time: datetime
 

@@ -10,13 +10,12 @@ from pydantic import BaseModel
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from core.delivery.resume import ReplayMerge
-from core.protocol import AgentEvent
+from core.protocol import AgentEvent, CloseCode
 from core.telemetry.logging import get_logger
 from core.telemetry.metrics import Metrics
 
 log = get_logger(__name__)
 
-CLOSE_SLOW_CONSUMER = 4409
 # Once a close is requested, a send (or the close itself) that the peer does not let through
 # within this time is abandoned: a client that stops reading cannot hold the writer forever.
 CLOSE_GRACE_S = 1.0
@@ -150,11 +149,11 @@ class Connection:
         self._queued_bytes = 0
         for merge in self._resuming.values():
             merge.take_held(0)
-        self.request_close(CLOSE_SLOW_CONSUMER)
+        self.request_close(CloseCode.SLOW_CONSUMER)
 
     def request_close(self, code: int) -> None:
         if self.close_code is None:
-            self.close_code = code
+            self.close_code = int(code)  # a plain int in metrics labels and logs
             self._room.set()  # a replay waiting for room stops at once
             self._queue.put_nowait(None)
             try:

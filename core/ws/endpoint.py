@@ -12,11 +12,13 @@ from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from core.auth import SUBPROTOCOL, AuthRefusal
+from core.auth import AuthRefusal
 from core.protocol import (
+    SUBPROTOCOL,
     AckFrame,
     ChatFrame,
     ClientFrame,
+    CloseCode,
     ConnectionReady,
     ErrorFrame,
     FrameError,
@@ -34,8 +36,6 @@ from core.ws.heartbeat import Heartbeat
 
 log = get_logger(__name__)
 
-CLOSE_RATE_LIMITED = 4429
-CLOSE_TOKEN_EXPIRED = 4401
 # A client that keeps sending this many frames past its limit is closed with 4429.
 RATE_LIMIT_CLOSE_AFTER = 200
 
@@ -100,7 +100,9 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     # The session lasts as long as its token: at ``exp`` it is closed 4401 (the client
     # refreshes the token, reconnects and resumes).
     expiry = asyncio.get_running_loop().call_later(
-        max(0.0, identity.expires_at - time.time()), connection.request_close, CLOSE_TOKEN_EXPIRED
+        max(0.0, identity.expires_at - time.time()),
+        connection.request_close,
+        CloseCode.TOKEN_EXPIRED,
     )
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -110,7 +112,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         handlers.resumes.close()
         for task in tasks[1:]:
             task.cancel()
-        connection.request_close(connection.close_code or 1000)
+        connection.request_close(connection.close_code or CloseCode.NORMAL)
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait(tasks, timeout=5)
         metrics.ws_active.dec()
@@ -135,7 +137,7 @@ class _FrameBudget:
         if bucket.allow():
             return
         if bucket.consecutive_refusals >= RATE_LIMIT_CLOSE_AFTER:
-            connection.request_close(CLOSE_RATE_LIMITED)
+            connection.request_close(CloseCode.RATE_LIMITED)
         ref = frame.id if isinstance(frame, ChatFrame) else None
         raise FrameError("rate_limited", "too many frames; slow down", ref)
 
@@ -147,10 +149,10 @@ async def _read_frames(services: Services, connection: Connection, handlers: Fra
         try:
             message = await connection.websocket.receive()
         except (WebSocketDisconnect, RuntimeError):
-            connection.peer_closed(1006)
+            connection.peer_closed(CloseCode.NO_CLOSE_FRAME)
             return
         if message["type"] == "websocket.disconnect":
-            connection.peer_closed(message.get("code", 1000))
+            connection.peer_closed(message.get("code", CloseCode.NORMAL))
             return
         frame: ClientFrame | None = None
         try:

@@ -8,10 +8,9 @@ import time
 
 from prometheus_client import Histogram
 
-from core.protocol import Ping
+from core.protocol import CloseCode, Ping
 from core.ws.connection import Connection
 
-CLOSE_HEARTBEAT_TIMEOUT = 4408
 MISSED_PONGS_BEFORE_CLOSE = 2
 
 
@@ -26,7 +25,7 @@ class Heartbeat:
         while self._connection.close_code is None:
             await asyncio.sleep(self._interval_s)
             if len(self._outstanding) >= MISSED_PONGS_BEFORE_CLOSE:
-                self._connection.request_close(CLOSE_HEARTBEAT_TIMEOUT)
+                self._connection.request_close(CloseCode.HEARTBEAT_TIMEOUT)
                 return
             ts = round(time.time(), 6)
             self._outstanding[ts] = time.perf_counter()

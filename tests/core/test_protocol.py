@@ -1,8 +1,17 @@
 import json
+import re
+from pathlib import Path
 
 import pytest
 
-from core.protocol import AckFrame, ChatFrame, FrameError, ResumeFrame, parse_client_frame
+from core.protocol import (
+    AckFrame,
+    ChatFrame,
+    CloseCode,
+    FrameError,
+    ResumeFrame,
+    parse_client_frame,
+)
 
 
 def parse(frame: object, max_text_chars: int = 100):
@@ -77,3 +86,11 @@ def test_oversized_chat_text_is_too_large():
 
 def test_deeply_nested_json_is_refused_not_crashed():
     assert error_of("[" * 100_000 + "]" * 100_000).code == "invalid_json"
+
+
+def test_the_close_codes_are_the_documented_table():
+    text = (Path(__file__).parents[2] / "docs" / "protocol.md").read_text()
+    table = text.split("## Close codes", 1)[1] if "## Close codes" in text else text
+    documented = {int(code) for code in re.findall(r"^\| (\d{4}) \|", table, re.MULTILINE)}
+    sent = {code for code in CloseCode if code != CloseCode.NO_CLOSE_FRAME}
+    assert documented == sent

@@ -11,9 +11,9 @@ from typing import Any, cast
 from starlette.websockets import WebSocket
 
 from core.delivery.resume import ReplayMerge
-from core.protocol import AgentEvent
+from core.protocol import AgentEvent, CloseCode
 from core.telemetry.metrics import Metrics
-from core.ws.connection import CLOSE_SLOW_CONSUMER, Connection
+from core.ws.connection import Connection
 
 
 class RecordingSocket:
@@ -108,9 +108,9 @@ async def test_a_queue_over_its_bound_closes_with_4409_and_is_emptied():
     while conn.close_code is None:
         seq += 1
         conn.send_event(event(seq, "x" * 4000), "alice")
-    assert conn.close_code == CLOSE_SLOW_CONSUMER
+    assert conn.close_code == CloseCode.SLOW_CONSUMER
     assert conn.queued_bytes == 0
-    assert await drained(conn) == [{"closed": CLOSE_SLOW_CONSUMER}]
+    assert await drained(conn) == [{"closed": CloseCode.SLOW_CONSUMER}]
 
 
 async def test_live_events_held_during_a_resume_count_against_the_queue_bound():
@@ -122,9 +122,9 @@ async def test_live_events_held_during_a_resume_count_against_the_queue_bound():
         seq += 1
         assert conn.held_bytes <= 64 * 1024
     assert 10 <= seq < 17  # about 64 KiB of 4 KB events were held, then the bound closed it
-    assert conn.close_code == CLOSE_SLOW_CONSUMER
+    assert conn.close_code == CloseCode.SLOW_CONSUMER
     assert conn.held_bytes == 0 and merge.finish([], complete=True).items == []
-    assert await drained(conn) == [{"closed": CLOSE_SLOW_CONSUMER}]
+    assert await drained(conn) == [{"closed": CloseCode.SLOW_CONSUMER}]
 
 
 async def test_held_and_queued_bytes_share_one_bound():
@@ -137,7 +137,7 @@ async def test_held_and_queued_bytes_share_one_bound():
     while seq < 100 and conn.send_event(event(seq + 1, "x" * 4000), "alice"):
         seq += 1
     assert seq - 1 < 7  # only the ~24 KiB the queue left could be held
-    assert conn.close_code == CLOSE_SLOW_CONSUMER
+    assert conn.close_code == CloseCode.SLOW_CONSUMER
 
 
 async def test_a_close_the_peer_never_lets_through_is_abandoned_and_the_writer_ends():
