@@ -11,14 +11,13 @@ Errors surface as the categories of ``core.db.errors``, like every other query.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import or_, select, update
 
 from core.db.database import Database
-from core.db.models import Event, Run, utc_now
+from core.db.models import Event, Run
 
 _NO_SYNC = {"synchronize_session": False}
 
@@ -41,9 +40,8 @@ class OrphanedRun:
 
 
 class LeaseRepository:
-    def __init__(self, db: Database, *, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
-        self._clock = clock
 
     async def renew(self, replica_id: str, expires_at: datetime) -> list[str]:
         """Extend the lease of every running run of this replica; returns their ids."""

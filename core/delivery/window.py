@@ -109,9 +109,6 @@ class AckWindow:
         overdue.sort(key=lambda entry: (entry.due_at, entry.thread_id, entry.seq))
         return overdue
 
-    def get(self, thread_id: str, seq: int) -> Pending | None:
-        return self._threads.get(thread_id, {}).get(seq)
-
     def __iter__(self) -> Iterator[Pending]:
         return iter(list(self._order.values()))
 
@@ -119,4 +116,5 @@ class AckWindow:
         return len(self._order)
 
     def thread_count(self) -> int:
+        """Threads with an event pending: the window's size, like ``pending_count``."""
         return len(self._threads)
