@@ -12,7 +12,9 @@ Client side, ``Inbound``: per thread, the epoch and the highest seq handed to th
 application. An event at or below it is a duplicate; one beyond the next expected seq is
 held until the gap is filled (by a redelivery, a resume or a REST backfill), so the
 application sees each event exactly once, in seq order. The first event of a thread the
-client has never seen sets its starting point. A client that cannot fill gaps (one that
+client has never seen sets its starting point. A thread's epoch only moves forward (to the
+one ``chat_accepted`` or ``resumed`` names, or to one never seen in an event); an event of
+an epoch it has left is a stale resend, dropped. A client that cannot fill gaps (one that
 does not reconnect, like the canary, whose job is to see them) passes them through:
 ``hold_gaps=False`` hands over every new seq at once, still never a duplicate.
 """
@@ -90,6 +92,8 @@ class ThreadCursor:
     # Highest seq handed to the application; None until the thread's first event.
     delivered: int | None = None
     held: dict[int, dict[str, object]] = field(default_factory=dict)
+    # Epochs the thread has left: their logs are gone, an event of theirs is a stale resend.
+    retired: set[str] = field(default_factory=set)
 
     @property
     def resume_from(self) -> int:
@@ -105,18 +109,27 @@ class Inbound:
         self.hold_gaps = hold_gaps
 
     def follow(self, thread_id: str, epoch: str | None = None) -> ThreadCursor:
+        """Follow the thread; ``epoch``, when given, is the server's word on its current
+        epoch (``chat_accepted``): the thread moves to it, as with ``rebase``."""
         cursor = self.threads.setdefault(thread_id, ThreadCursor())
-        if cursor.epoch is None:
-            cursor.epoch = epoch
+        if epoch is not None:
+            _move(cursor, epoch)
         return cursor
 
     def offer(self, event: dict[str, object]) -> list[dict[str, object]]:
-        """Take one received event; return the events now ready for the application."""
+        """Take one received event; return the events now ready for the application.
+
+        The thread's epoch only moves forward: an event of an epoch the thread has left (a
+        resend from the lost log) is dropped; one of an epoch never seen is the thread's new
+        log (lost and started again while the client followed it), whose seqs count from 1.
+        """
         thread_id, seq, epoch = str(event["thread_id"]), _seq(event), event.get("epoch")
-        cursor = self.follow(thread_id, str(epoch) if epoch is not None else None)
+        cursor = self.follow(thread_id)
         if epoch is not None:
-            # A new epoch: the thread's log was lost and started again, seqs count from 1.
-            self.rebase(thread_id, str(epoch))
+            if str(epoch) in cursor.retired:
+                self.duplicates += 1
+                return []
+            _move(cursor, str(epoch))
         if cursor.delivered is None:
             cursor.delivered = seq - 1
         if seq <= cursor.delivered or seq in cursor.held:
@@ -133,12 +146,9 @@ class Inbound:
         return ready
 
     def rebase(self, thread_id: str, epoch: str) -> None:
-        """The server says the thread's log is now ``epoch``; if that is news, its seqs
-        start again from 1 (what a REST backfill from 0 will bring)."""
-        cursor = self.follow(thread_id, epoch)
-        if cursor.epoch != epoch:
-            cursor.epoch, cursor.delivered = epoch, 0
-            cursor.held = {s: e for s, e in cursor.held.items() if e.get("epoch") == epoch}
+        """The server says the thread's log is now ``epoch`` (``resumed``); if that is news,
+        its seqs start again from 1 (what a REST backfill from 0 will bring)."""
+        self.follow(thread_id, epoch)
 
     def ack_seq(self, thread_id: str) -> int:
         cursor = self.threads.get(thread_id)
@@ -162,6 +172,20 @@ class Inbound:
             for thread_id, cursor in self.threads.items()
             if cursor.epoch is not None
         ]
+
+
+def _move(cursor: ThreadCursor, epoch: str) -> None:
+    """Move the thread to ``epoch``: the one it leaves is retired for good, and when there
+    was one, the new log's seqs count from 1 (events held from another epoch go)."""
+    if cursor.epoch == epoch:
+        return
+    if cursor.epoch is not None:
+        cursor.retired.add(cursor.epoch)
+        cursor.delivered = 0
+    # The server's word wins over an epoch an event seemed to retire.
+    cursor.retired.discard(epoch)
+    cursor.epoch = epoch
+    cursor.held = {s: e for s, e in cursor.held.items() if e.get("epoch") == epoch}
 
 
 def _seq(event: dict[str, object]) -> int:

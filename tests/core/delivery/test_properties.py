@@ -32,6 +32,41 @@ def test_whatever_the_order_and_repeats_the_application_gets_each_seq_once_in_or
     assert inbound.duplicates == len(order) - n
 
 
+@st.composite
+def epoch_changes(draw) -> tuple[int, int, bool, list[tuple[str, int]]]:
+    """A thread whose log e1 is lost after ``before`` events and starts again as e2 (the
+    client learns it from ``resumed`` or from e2's first event), with resends of e1's
+    events arriving anywhere among e2's."""
+    before = draw(st.integers(min_value=1, max_value=10))
+    after = draw(st.integers(min_value=1, max_value=10))
+    by_resume = draw(st.booleans())
+    stream = [("e2", seq) for seq in range(1, after + 1)]
+    for seq in draw(st.lists(st.integers(min_value=1, max_value=before), max_size=10)):
+        stream.insert(draw(st.integers(min_value=0, max_value=len(stream))), ("e1", seq))
+    return before, after, by_resume, stream
+
+
+@settings(max_examples=300, deadline=None)
+@given(epoch_changes(), st.booleans())
+def test_once_the_epoch_moved_on_old_resends_never_reach_the_application(case, hold_gaps):
+    before, after, by_resume, stream = case
+    inbound = Inbound(hold_gaps=hold_gaps)
+    inbound.follow("t", "e1")
+    inbound.resume_points()
+    handed: list[tuple[object, object]] = []
+    arrivals = [("e1", seq) for seq in range(1, before + 1)] + (["resumed"] if by_resume else [])
+    for arrival in arrivals + stream:
+        if arrival == "resumed":
+            inbound.rebase("t", "e2")
+            continue
+        epoch, seq = arrival
+        ready = inbound.offer({"thread_id": "t", "seq": seq, "epoch": epoch})
+        handed += [(e["epoch"], e["seq"]) for e in ready]
+    expected = [("e1", seq) for seq in range(1, before + 1)]
+    assert handed == expected + [("e2", seq) for seq in range(1, after + 1)]
+    assert inbound.resume_points() == [("t", "e2", after)]
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     st.lists(

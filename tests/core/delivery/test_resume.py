@@ -116,6 +116,26 @@ def test_a_new_epoch_restarts_the_thread_from_seq_one():
     assert seqs(inbound.offer(event(1, epoch="e2"))) == [1]
 
 
+def test_a_resent_event_of_the_old_epoch_does_not_take_the_thread_back_to_it():
+    inbound = Inbound()
+    for seq in (1, 2, 3):
+        inbound.offer(event(seq))
+    assert seqs(inbound.offer(event(1, epoch="e2"))) == [1]  # the log was lost: a new one
+    assert inbound.offer(event(3)) == []  # a resend from the lost log
+    assert seqs(inbound.offer(event(2, epoch="e2"))) == [2]
+    assert inbound.offer(event(1, epoch="e2")) == []
+    assert inbound.resume_points() == [("t", "e2", 2)]
+    assert inbound.duplicates == 2
+
+
+def test_the_servers_epoch_moves_the_thread_and_an_old_events_resend_is_dropped():
+    inbound = Inbound()
+    inbound.offer(event(4))
+    inbound.follow("t", "e2")  # chat_accepted: the thread's log is e2 now
+    assert inbound.offer(event(5)) == []
+    assert seqs(inbound.offer(event(1, epoch="e2"))) == [1]
+
+
 def test_threads_are_ordered_independently():
     inbound = Inbound()
     inbound.offer(event(1, thread="a"))
