@@ -97,6 +97,8 @@ class ThreadCursor:
 
     @property
     def resume_from(self) -> int:
+        """The last seq handed over (0 before any): where a resume, an ack and a backfill
+        start from."""
         return self.delivered or 0
 
 
@@ -151,8 +153,9 @@ class Inbound:
         self.follow(thread_id, epoch)
 
     def ack_seq(self, thread_id: str) -> int:
+        """What to ack: what the thread resumes from (0 for a thread never seen)."""
         cursor = self.threads.get(thread_id)
-        return (cursor.delivered or 0) if cursor else 0
+        return cursor.resume_from if cursor else 0
 
     def has_gap(self, thread_id: str) -> bool:
         cursor = self.threads.get(thread_id)
