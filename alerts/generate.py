@@ -11,13 +11,13 @@ expected values computed by the sidecar's own arithmetic (``alerts.slo_tests``).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from alerts import generated
 from alerts.config import ROOT, Config, load_config
 from alerts.slo_rules import alert_group, recording_groups
 from alerts.slo_tests import slo_test_file
@@ -62,22 +62,12 @@ def outputs(config: Config | None = None) -> dict[Path, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="fail when a file is out of date")
-    args = parser.parse_args(argv)
-    stale = []
-    for path, text in outputs().items():
-        current = path.read_text(encoding="utf-8") if path.exists() else None
-        if current == text:
-            continue
-        if args.check:
-            stale.append(str(path.relative_to(ROOT)))
-        else:
-            path.write_text(text, encoding="utf-8")
-    if stale:
-        print(f"out of date (run python -m alerts.generate): {', '.join(stale)}", file=sys.stderr)
-        return 1
-    return 0
+    return generated.main(
+        outputs(),
+        command="python -m alerts.generate",
+        description=__doc__.splitlines()[0],
+        argv=argv,
+    )
 
 
 if __name__ == "__main__":

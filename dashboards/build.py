@@ -10,7 +10,6 @@ write ``dashboards/<name>.json`` and the provisioning files under ``dashboards/p
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from typing import Any
 import yaml
 from grafana_foundation_sdk.builders import dashboard as db
 
+from alerts import generated
 from alerts.config import ROOT, Config, load_config
 from dashboards import agent, overview, sidecar, slo, success
 from dashboards.common import finalize
@@ -117,23 +117,12 @@ def outputs(config: Config | None = None) -> dict[Path, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="fail when a file is out of date")
-    args = parser.parse_args(argv)
-    stale = []
-    for path, text in outputs().items():
-        current = path.read_text(encoding="utf-8") if path.exists() else None
-        if current == text:
-            continue
-        if args.check:
-            stale.append(str(path.relative_to(ROOT)))
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-    if stale:
-        print(f"out of date (run python -m dashboards.build): {', '.join(stale)}", file=sys.stderr)
-        return 1
-    return 0
+    return generated.main(
+        outputs(),
+        command="python -m dashboards.build",
+        description=(__doc__ or "").splitlines()[0],
+        argv=argv,
+    )
 
 
 if __name__ == "__main__":
