@@ -16,7 +16,6 @@ from core.auth import AuthRefusal
 from core.protocol import (
     SUBPROTOCOL,
     AckFrame,
-    ChatFrame,
     ClientFrame,
     CloseCode,
     ConnectionReady,
@@ -138,8 +137,8 @@ class _FrameBudget:
             return
         if bucket.consecutive_refusals >= RATE_LIMIT_CLOSE_AFTER:
             connection.request_close(CloseCode.RATE_LIMITED)
-        ref = frame.id if isinstance(frame, ChatFrame) else None
-        raise FrameError("rate_limited", "too many frames; slow down", ref)
+        # Answered with the frame's ref (or resumed thread) by the reader's error path.
+        raise FrameError("rate_limited", "too many frames; slow down")
 
 
 async def _read_frames(services: Services, connection: Connection, handlers: FrameHandlers) -> None:

@@ -216,3 +216,15 @@ async def test_resumes_of_one_connection_are_answered_in_the_order_asked(live_se
         answers = [await client.next_frame(10), await client.next_frame(10)]
     assert [a["thread_id"] for a in answers] == [first["thread_id"], second["thread_id"]]
     assert all(a["recovered"] for a in answers)
+
+
+async def test_a_rate_limited_resume_names_its_thread(live_server):
+    async with VigilClient.connect(live_server.ws_url, live_server.token("alice")) as client:
+        run = await client.run("hello")
+        last = run.events[-1]
+        resume = {"type": "resume", "thread_id": last["thread_id"], "epoch": last["epoch"]}
+        for _ in range(2 * live_server.settings.rate_limit_burst):
+            await client.send({**resume, "last_seq": last["seq"]})
+        while (frame := await client.next_frame(5))["type"] != "error":
+            assert frame["type"] == "resumed"
+    assert (frame["code"], frame["thread_id"]) == ("rate_limited", last["thread_id"])
