@@ -49,7 +49,7 @@ async def admit(
     return run.id, thread.id
 
 
-async def finish(repository: Repository, run_id: str) -> None:
+async def finish(repository: Repository, run_id: str, lease_holder: str | None = None) -> None:
     await repository.finish_run(
         run_id,
         status="completed",
@@ -59,6 +59,7 @@ async def finish(repository: Repository, run_id: str) -> None:
         answer_text=None,
         error_category=None,
         error_reason=None,
+        lease_holder=lease_holder,
     )
 
 
@@ -167,17 +168,7 @@ async def test_a_replica_whose_run_was_taken_over_can_store_nothing_more_of_it(r
         await append(repository, thread_id, run_id, cut_off)
     assert taken.value.holder == reaper
     with pytest.raises(RunTakenOver):
-        await repository.finish_run(
-            run_id,
-            status="completed",
-            duration_ms=1.0,
-            input_tokens=0,
-            output_tokens=0,
-            answer_text="too late",
-            error_category=None,
-            error_reason=None,
-            lease_holder=cut_off,
-        )
+        await finish(repository, run_id, lease_holder=cut_off)
 
     # The holder goes on where the thread stands: the refused append left no gap.
     assert await append(repository, thread_id, run_id, reaper) == 2
