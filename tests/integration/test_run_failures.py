@@ -117,6 +117,22 @@ async def test_a_run_timing_out_mid_tool_closes_the_tool_call_before_its_error(s
     assert events[-1]["data"]["status"] == "timeout"
 
 
+async def test_a_run_cancelled_mid_tool_closes_the_tool_call_too(start_server):
+    server = await start_server(provider_instance=StallingToolProvider(), tool_timeout_s=60)
+    tool = StallingTool()
+    server.services.tools.register(tool)
+    async with VigilClient.connect(server.ws_url, server.token("alice")) as client:
+        accepted = await client.chat("hello")
+        while (await client.next_event(10))["type"] != "tool_executing":
+            pass
+        await client.send({"type": "cancel", "run_id": accepted["run_id"]})
+        rest = await collect_run(client, accepted["run_id"])
+    tool.release.set()
+    assert [e["type"] for e in rest] == ["tool_completed", "agent_completed"]
+    assert (rest[0]["data"]["status"], rest[0]["data"]["error"]) == ("error", "cancelled")
+    assert rest[1]["data"]["status"] == "cancelled"
+
+
 async def test_an_open_circuit_makes_preflight_refuse_at_once(start_server):
     server = await start_server(
         provider_instance=StallingProvider(),
