@@ -12,9 +12,10 @@ and the tests).
 
 from websockets.exceptions import ConnectionClosed
 
-from core.client.handshake import SUBPROTOCOL, HandshakeRefused
+from core.client.handshake import HandshakeRefused
 from core.client.recovery import Reconnect
 from core.client.session import EVENT_TYPES, ChatRefused, RunResult, VigilClient
+from core.protocol import SUBPROTOCOL
 
 __all__ = [
     "EVENT_TYPES",

@@ -11,7 +11,8 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
-SUBPROTOCOL = "vigil.v1"
+from core.protocol import SUBPROTOCOL
+
 MAX_FRAME_BYTES = 2**22
 
 

@@ -15,7 +15,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
@@ -25,17 +25,9 @@ from core.client.pending import PendingChats
 from core.client.recovery import Reconnect, Recovery
 from core.delivery.reconnect import after_close
 from core.delivery.resume import Inbound
+from core.protocol import EventType
 
-EVENT_TYPES = frozenset(
-    {
-        "agent_started",
-        "agent_thinking",
-        "tool_executing",
-        "tool_completed",
-        "agent_completed",
-        "agent_error",
-    }
-)
+EVENT_TYPES: frozenset[str] = frozenset(get_args(EventType))
 
 
 class ChatRefused(RuntimeError):

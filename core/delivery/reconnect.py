@@ -12,6 +12,8 @@ import random
 from dataclasses import dataclass
 from enum import Enum
 
+from core.protocol import CloseCode
+
 
 class Next(Enum):
     STOP = "stop"
@@ -22,18 +24,18 @@ class Next(Enum):
 
 # Close codes after which reconnecting cannot help: a normal close, a forbidden user, and
 # frames the client must fix (too large, not UTF-8).
-STOP_CODES = frozenset({1000, 1007, 1009, 4403})
-CLOSE_SERVICE_RESTART = 1012
-CLOSE_TOKEN_EXPIRED = 4401
+STOP_CODES = frozenset(
+    {CloseCode.NORMAL, CloseCode.INVALID_DATA, CloseCode.MESSAGE_TOO_BIG, CloseCode.FORBIDDEN}
+)
 
 
 def after_close(code: int | None) -> Next:
     """What the client does when its connection ends with ``code`` (None: no close frame)."""
     if code in STOP_CODES:
         return Next.STOP
-    if code == CLOSE_SERVICE_RESTART:
+    if code == CloseCode.SERVICE_RESTART:
         return Next.RECONNECT_NOW
-    if code == CLOSE_TOKEN_EXPIRED:
+    if code == CloseCode.TOKEN_EXPIRED:
         return Next.REFRESH_TOKEN
     # 1001, 1006 (no close frame), 1011, 4408, 4409, 4429 and anything unknown.
     return Next.RECONNECT
