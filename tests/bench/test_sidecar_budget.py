@@ -121,7 +121,7 @@ def record_figures(figures: dict[str, object], cpu_share: float, peak_rss: int) 
             Figure(
                 "sidecar peak RSS",
                 f"{peak_rss / 2**20:.1f} MiB",
-                f"<= {RSS_BUDGET_BYTES // 2**20} MB",
+                f"<= {RSS_BUDGET_BYTES // 2**20} MiB",
                 peak_rss <= RSS_BUDGET_BYTES,
             ),
             Figure(
