@@ -56,7 +56,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         # a failed accept gives it back.
         try:
             await websocket.accept(subprotocol=SUBPROTOCOL)
-        except BaseException:
+        except BaseException:  # noqa: BLE001 - gives the reserved slot back, then re-raises
             services.hub.release(identity.user_id)
             raise
 

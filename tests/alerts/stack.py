@@ -198,7 +198,7 @@ def start_stack(tmp: Path) -> Stack:
         wait_for("a scrape of the backend", lambda: stack.prom.last_scrape("vigil"))
         wait_for("a scrape of the sidecar", lambda: stack.prom.last_scrape("vigil-sidecar"))
         wait_for("the sidecar's first scrape", lambda: stack.sidecar_slo()["scrape"]["ok"])
-    except BaseException:
+    except BaseException:  # noqa: BLE001 - stops what started, then re-raises
         stop_stack(stack)
         raise
     return stack
