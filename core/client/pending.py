@@ -64,6 +64,13 @@ class ResumeQueue:
         self._queue = deque(thread_ids)
         self.current = None
 
+    def add(self, thread_id: str) -> bool:
+        """Queue one more thread unless it is queued or in flight; True when nothing is in
+        flight, so the caller sends it now."""
+        if thread_id != self.current and thread_id not in self._queue:
+            self._queue.append(thread_id)
+        return self.current is None
+
     def next(self) -> str | None:
         """The thread to resume now (None: all done)."""
         self.current = self._queue.popleft() if self._queue else None

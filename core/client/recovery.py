@@ -42,6 +42,10 @@ class Reconnect:
     resume_retry_s: float = 0.5
     # How REST backfills reach the server: httpx's own transport (None), or a test's fake.
     http_transport: httpx.AsyncBaseTransport | None = None
+    # A gap no redelivery has filled after this long (an event lost on its way between
+    # replicas: only the emitting replica resends, to its own connections) is healed by
+    # resuming the thread on this connection. Longer than the server's ack timeout (5 s).
+    gap_timeout_s: float = 10.0
 
 
 class Session(Protocol):
@@ -63,6 +67,9 @@ class Recovery:
         self._resume_retry: asyncio.Task[None] | None = None
         # The backfill under way per thread (a later one for the same thread waits for it).
         self._backfills: dict[str, asyncio.Task[None]] = {}
+        # Per thread with a gap, the wait before its resume heals it.
+        self._gap_watches: dict[str, asyncio.Task[None]] = {}
+        self.gaps_healed = 0
         # What the resumes answered, how often the client came back, what REST brought.
         self.resumed: list[Frame] = []
         self.reconnects = 0
@@ -83,7 +90,7 @@ class Recovery:
         return self._endpoint.token
 
     async def close(self) -> None:
-        tasks = list(self._backfills.values())
+        tasks = [*self._backfills.values(), *self._gap_watches.values()]
         if self._resume_retry is not None:
             tasks.append(self._resume_retry)
         for task in tasks:
@@ -130,6 +137,25 @@ class Recovery:
         inbound = self._session.inbound
         self._resumes.restart(thread_id for thread_id, _, _ in inbound.resume_points())
         await self._resume_next()
+
+    def watch_gap(self, thread_id: str) -> None:
+        """The thread holds events past a gap: unless a redelivery fills it first, resume
+        the thread after ``gap_timeout_s`` (the server replays what is missing)."""
+        if thread_id in self._gap_watches:
+            return
+        task = asyncio.create_task(self._heal_gap(thread_id))
+        self._gap_watches[thread_id] = task
+        task.add_done_callback(lambda _: self._gap_watches.pop(thread_id, None))
+
+    async def _heal_gap(self, thread_id: str) -> None:
+        # A real wait, not the injected one: redeliveries come in real time.
+        await asyncio.sleep(self._policy.gap_timeout_s)
+        if not self._session.inbound.has_gap(thread_id):
+            return
+        self.gaps_healed += 1
+        retry_pending = self._resume_retry is not None and not self._resume_retry.done()
+        if self._resumes.add(thread_id) and not retry_pending:
+            await self._resume_next()
 
     def answers(self, frame: Frame) -> bool:
         """Whether ``frame`` answers the resume in flight."""

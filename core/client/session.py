@@ -184,6 +184,8 @@ class VigilClient:
             seq = self.inbound.ack_seq(thread_id)
             if seq > 0:
                 await self.send({"type": "ack", "thread_id": thread_id, "seq": seq})
+            if self._recovery is not None and self.inbound.has_gap(thread_id):
+                self._recovery.watch_gap(thread_id)
 
     # --- the application's side ----------------------------------------------------------
 

@@ -70,3 +70,26 @@ async def test_pings_are_answered_during_a_long_backfill_and_live_events_wait_th
     assert pong["ts"] == 7
     assert [e["seq"] for e in delivered] == [2, 3, 4]
     assert client.backfilled == 2
+
+
+async def test_a_gap_no_redelivery_fills_is_healed_by_resuming_its_thread():
+    # Seq 2 was lost between replicas: the replica holding this connection never got it,
+    # and the one that emitted it resends only to its own connections.
+    stored = [event("t", seq) for seq in (1, 2, 3)]
+    async with fake_server() as server:
+        policy = Reconnect(sleep=no_wait, gap_timeout_s=0.05)
+        async with VigilClient.connect(server.ws_url, "token", reconnect=policy) as client:
+            connection = await server.accepted()
+            await connection.send(stored[0])
+            assert (await client.next_event(5))["seq"] == 1
+            await connection.send(stored[2])
+            resume = await connection.receive("resume")
+            for replayed in stored[1:]:
+                await connection.send(replayed)
+            resumed = {"type": "resumed", "thread_id": "t", "recovered": True, "replayed": 2}
+            await connection.send({**resumed, "epoch": "e1"})
+            healed = [await client.next_event(5) for _ in range(2)]
+    assert (resume["thread_id"], resume["epoch"], resume["last_seq"]) == ("t", "e1", 1)
+    assert [e["seq"] for e in healed] == [2, 3]
+    assert client.duplicates_dropped == 1  # seq 3 came twice: live, then in the replay
+    assert [frame["recovered"] for frame in client.resumed] == [True]
