@@ -4,7 +4,6 @@ a close the peer never lets through. The socket is a fake that records or blocks
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -14,17 +13,7 @@ from core.delivery.resume import ReplayMerge
 from core.protocol import AgentEvent, CloseCode
 from core.telemetry.metrics import Metrics
 from core.ws.connection import Connection
-
-
-class RecordingSocket:
-    def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
-
-    async def send_text(self, text: str) -> None:
-        self.sent.append(json.loads(text))
-
-    async def close(self, code: int) -> None:
-        self.sent.append({"closed": code})
+from tests.core.ws.sockets import RecordingSocket
 
 
 class StuckSocket(RecordingSocket):

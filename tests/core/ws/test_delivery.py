@@ -4,9 +4,8 @@ at the end of a test, shows exactly what it would have sent, in order."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import cast
 
 from starlette.websockets import WebSocket
 
@@ -18,6 +17,7 @@ from core.telemetry.metrics import Metrics
 from core.ws.connection import Connection
 from core.ws.delivery import Deliveries
 from core.ws.hub import Hub
+from tests.core.ws.sockets import RecordingSocket
 
 
 class Clock:
@@ -26,17 +26,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-class RecordingSocket:
-    def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
-
-    async def send_text(self, text: str) -> None:
-        self.sent.append(json.loads(text))
-
-    async def close(self, code: int) -> None:
-        self.sent.append({"closed": code})
 
 
 def connection(user: str, metrics: Metrics, *follows: str) -> Connection:
