@@ -2,22 +2,75 @@
 append it to the event log (which carries it to the other replicas), then hand it to the
 deliveries, which route it to the owner's connections and await its ack.
 
-Appends to one thread are serialised here so every connection receives a thread's events
-in seq order."""
+The events of every run are stored together (core/db/group_commit.py): whatever is waiting
+when a transaction ends goes into the next one. One task stores the batches, one after the
+other, and hands each batch's events out in order before the next, so every connection
+receives a thread's events in seq order.
+
+A run need not wait for each event to be stored (``submit``); it must not go on past a
+failure it has not seen, so once an event of a run fails, nothing later of that run is
+stored: its client would otherwise see the run with a hole in it. Only the events that end
+a run (``ending``) are still tried, so the client learns how it ended.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from core.agent.context import UserExecutionContext
-from core.db.repository import Repository
+from core.db.errors import DatabaseError
+from core.db.group_commit import GroupCommit
+from core.db.records import RunNotFound, RunTakenOver, ThreadNotFound
+from core.db.repository import AppendOutcome, NewEvent, Repository
 from core.eventlog.base import EventLog
 from core.protocol import AgentEvent, EventType, utc_now
 from core.ws.delivery import Deliveries
 
-_LOCK_STRIPES = 256
+# Failures that one event can cause on its own (a constraint, a bad value): a batch they
+# fail is stored again event by event, so only the culprit fails. Any other failure (the
+# database is away, out of connections, locked) fails every event of the batch alike.
+ONE_EVENTS_FAULT = frozenset({"integrity_violation", "data_error"})
+EmitFailure = DatabaseError | RunTakenOver | RunNotFound | ThreadNotFound
+
+
+@dataclass
+class _Emission:
+    ctx: UserExecutionContext
+    type: EventType
+    data: dict[str, Any]
+    ending: bool
+    event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    ts: Any = field(default_factory=utc_now)
+    event: AgentEvent | None = None  # built once its seq is known
+
+    def payload(self, seq: int, epoch: str) -> dict[str, Any]:
+        """The stored envelope; the event sent is built from it here, once."""
+        self.event = AgentEvent(
+            type=self.type,
+            thread_id=self.ctx.thread_id,
+            run_id=self.ctx.run_id,
+            epoch=epoch,
+            seq=seq,
+            event_id=self.event_id,
+            ts=self.ts,
+            data=self.data,
+        )
+        return self.event.model_dump(mode="json")
+
+    def new_event(self) -> NewEvent:
+        return NewEvent(
+            thread_id=self.ctx.thread_id,
+            run_id=self.ctx.run_id,
+            event_id=self.event_id,
+            type=self.type,
+            build=self.payload,
+            created_at=self.ts,
+            lease_holder=self.ctx.lease_holder,
+        )
 
 
 class EventPublisher:
@@ -31,52 +84,107 @@ class EventPublisher:
         self._repository = repository
         self._event_log = event_log
         self._deliveries = deliveries
-        self._locks = [asyncio.Lock() for _ in range(_LOCK_STRIPES)]
+        self._batches: GroupCommit[_Emission, AgentEvent] = GroupCommit(self._store_and_send)
+        # Runs with an event that failed, and why: nothing later of theirs is stored.
+        self._failed: dict[str, EmitFailure] = {}
+
+    @property
+    def batches(self) -> GroupCommit[_Emission, AgentEvent]:
+        return self._batches
+
+    def submit(
+        self,
+        ctx: UserExecutionContext,
+        event_type: EventType,
+        data: dict[str, Any],
+        *,
+        ending: bool = False,
+    ) -> asyncio.Future[AgentEvent]:
+        """Queue one event for the next transaction. The future holds the event once it is
+        stored and handed out, or the failure (``DatabaseError``, ``RunTakenOver``,
+        ``RunNotFound``, ``ThreadNotFound``) that kept it out. ``ending``: the event ends
+        the run (a closing ``tool_completed``, ``agent_error``, ``agent_completed``) and is
+        tried even after an earlier event of the run failed."""
+        return self._batches.submit(_Emission(ctx, event_type, data, ending))
 
     async def emit(
-        self, ctx: UserExecutionContext, event_type: EventType, data: dict[str, Any]
+        self,
+        ctx: UserExecutionContext,
+        event_type: EventType,
+        data: dict[str, Any],
+        *,
+        ending: bool = False,
     ) -> AgentEvent:
-        """Persist and send one event. A cancelled run cannot interrupt this halfway (a
-        stored event the client never got, or a broken connection): the emission completes,
-        then the cancellation goes on."""
-        emission = asyncio.ensure_future(self._emit(ctx, event_type, data))
+        """Persist and send one event, and wait until it is. Cancelling the caller does
+        not cancel the emission (the client would see a stored event never sent): it
+        completes, then the cancellation goes on."""
+        emission = self.submit(ctx, event_type, data, ending=ending)
         try:
             return await asyncio.shield(emission)
         except asyncio.CancelledError:
-            await emission
+            await asyncio.wait([emission])
             raise
 
-    async def _emit(
-        self, ctx: UserExecutionContext, event_type: EventType, data: dict[str, Any]
-    ) -> AgentEvent:
-        event_id = uuid.uuid4().hex
-        ts = utc_now()
+    def forget(self, run_id: str) -> None:
+        """The run is over: drop what was kept of its failures."""
+        self._failed.pop(run_id, None)
 
-        def envelope(seq: int, epoch: str) -> dict[str, Any]:
-            return AgentEvent(
-                type=event_type,
-                thread_id=ctx.thread_id,
-                run_id=ctx.run_id,
-                epoch=epoch,
-                seq=seq,
-                event_id=event_id,
-                ts=ts,
-                data=data,
-            ).model_dump(mode="json")
+    async def _store_and_send(
+        self, batch: Sequence[_Emission]
+    ) -> Sequence[AgentEvent | EmitFailure]:
+        """One transaction for the batch (refusing the events of runs that already
+        failed), then each stored event handed out, in order."""
+        outcomes: list[AgentEvent | EmitFailure | None] = [None] * len(batch)
+        live: list[int] = []
+        for index, emission in enumerate(batch):
+            failure = None if emission.ending else self._failed.get(emission.ctx.run_id)
+            if failure is None:
+                live.append(index)
+            else:
+                outcomes[index] = failure
+        stored: Sequence[AppendOutcome | DatabaseError]
+        try:
+            stored = await self._repository.append_events([batch[i].new_event() for i in live])
+        except DatabaseError as exc:
+            if len(live) > 1 and exc.category in ONE_EVENTS_FAULT:
+                for index in live:
+                    outcomes[index] = await self._store_alone(batch[index])
+                return _answered(outcomes)
+            stored = [exc] * len(live)
+        for index, outcome in zip(live, stored, strict=True):
+            outcomes[index] = await self._settle(batch[index], outcome)
+        return _answered(outcomes)
 
-        async with self._locks[hash(ctx.thread_id) % _LOCK_STRIPES]:
-            seq, epoch = await self._repository.append_event(
-                thread_id=ctx.thread_id,
-                run_id=ctx.run_id,
-                event_id=event_id,
-                type=event_type,
-                build=envelope,
-                created_at=ts,
-                lease_holder=ctx.lease_holder,
-            )
-            event = AgentEvent.model_validate(envelope(seq, epoch))
-            # Never raises: a failing log is counted, and the event is still sent here.
-            await self._event_log.append(ctx.user_id, event)
-            # Canary traffic stays out of the user SLIs (the sidecar measures it).
-            self._deliveries.emitted(ctx.user_id, event, counted=not ctx.canary)
+    async def _store_alone(self, emission: _Emission) -> AgentEvent | EmitFailure:
+        failure = None if emission.ending else self._failed.get(emission.ctx.run_id)
+        if failure is not None:
+            return failure  # an earlier event of this run in the batch was the culprit
+        outcome: AppendOutcome | DatabaseError
+        try:
+            (outcome,) = await self._repository.append_events([emission.new_event()])
+        except DatabaseError as exc:
+            outcome = exc
+        return await self._settle(emission, outcome)
+
+    async def _settle(
+        self, emission: _Emission, outcome: AppendOutcome | DatabaseError
+    ) -> AgentEvent | EmitFailure:
+        ctx = emission.ctx
+        if isinstance(outcome, Exception):
+            if not emission.ending:
+                self._failed.setdefault(ctx.run_id, outcome)
+            return outcome
+        event = emission.event
+        assert event is not None  # built by payload() when it was stored
+        # Never raises: a failing log is counted, and the event is still sent here.
+        await self._event_log.append(ctx.user_id, event)
+        # Canary traffic stays out of the user SLIs (the sidecar measures it).
+        self._deliveries.emitted(ctx.user_id, event, counted=not ctx.canary)
         return event
+
+
+def _answered(
+    outcomes: list[AgentEvent | EmitFailure | None],
+) -> list[AgentEvent | EmitFailure]:
+    assert all(outcome is not None for outcome in outcomes)  # every emission was answered
+    return [outcome for outcome in outcomes if outcome is not None]

@@ -17,6 +17,7 @@ from opentelemetry.trace import Link, Span, StatusCode, Tracer
 
 from core.agent.circuit import CircuitBreaker
 from core.agent.context import UserExecutionContext
+from core.agent.emits import RunEmits
 from core.agent.endings import closing_tool_completed, completed_data
 from core.agent.engine import Executor
 from core.agent.model import Message, ModelProvider, ModelReply, ProviderError, ToolCall, Usage
@@ -119,6 +120,8 @@ class AgentRunner:
                 self._metrics.runs_fenced.inc()
                 span.set_status(StatusCode.ERROR, "taken_over")
                 log.warning("run_taken_over", holder=exc.holder)
+            finally:
+                self._publisher.forget(ctx.run_id)
 
     async def _run_traced(self, ctx: UserExecutionContext, span: Span) -> None:
         clock = PhaseClock(self._tracer, self._metrics)
@@ -143,10 +146,11 @@ class AgentRunner:
             return
         self._metrics.runs_active.inc()
         outcome = _RunOutcome()
+        emits = RunEmits(self._publisher, ctx)
         try:
-            await self._emit(ctx, "agent_started", {"agent": AGENT_NAME, "message": ctx.text})
+            emits.send("agent_started", {"agent": AGENT_NAME, "message": ctx.text})
             async with asyncio.timeout(self._settings.run_timeout_s):
-                await self._agent_loop(ctx, clock, outcome)
+                await self._agent_loop(ctx, emits, clock, outcome)
         except TimeoutError:
             self._fail(outcome, "timeout", "run_timeout", None)
             await self._end_early(ctx, outcome, clock.current, "the run took too long")
@@ -178,29 +182,36 @@ class AgentRunner:
             await self._end_early(ctx, outcome, clock.current, type(exc).__name__)
         finally:
             self._metrics.runs_active.dec()
+            emits.abandon()
         duration_s = time.perf_counter() - started
         if outcome.status != "completed":
             span.set_status(StatusCode.ERROR, outcome.error_reason or outcome.status)
         await self._complete(ctx, outcome, duration_s, span)
 
     async def _agent_loop(
-        self, ctx: UserExecutionContext, clock: PhaseClock, outcome: _RunOutcome
+        self,
+        ctx: UserExecutionContext,
+        emits: RunEmits,
+        clock: PhaseClock,
+        outcome: _RunOutcome,
     ) -> None:
         async with clock.phase("triage", self._settings.triage_timeout_s):
             result = triage(ctx.text)
-        await self._emit(ctx, "agent_thinking", {"text": result.summary, "step": 1})
+        emits.send("agent_thinking", {"text": result.summary, "step": 1})
         messages = [Message("system", SYSTEM_PROMPT), Message("user", ctx.text)]
         tool_context = ToolContext(user_id=ctx.user_id, usage_source=self._repository)
         for step in range(2, self._settings.max_agent_steps + 2):
             reply = await self._call_model(clock, messages)
             outcome.usage = outcome.usage + reply.usage
-            await self._emit(ctx, "agent_thinking", {"text": reply.thinking, "step": step})
+            emits.send("agent_thinking", {"text": reply.thinking, "step": step})
             if not reply.tool_calls:
                 outcome.text = reply.text
+                await emits.drain()  # the answer stands only once its events are stored
                 return
             messages.append(Message("assistant", reply.text, tool_calls=reply.tool_calls))
             for call in reply.tool_calls:
-                messages.append(await self._call_tool(ctx, clock, call, tool_context, outcome))
+                messages.append(await self._call_tool(emits, clock, call, tool_context, outcome))
+        await emits.drain()
         outcome.text = "I could not finish within the step limit; here is what I found so far."
 
     async def _call_model(self, clock: PhaseClock, messages: list[Message]) -> ModelReply:
@@ -246,14 +257,14 @@ class AgentRunner:
 
     async def _call_tool(
         self,
-        ctx: UserExecutionContext,
+        emits: RunEmits,
         clock: PhaseClock,
         call: ToolCall,
         tool_context: ToolContext,
         outcome: _RunOutcome,
     ) -> Message:
-        await self._emit(
-            ctx,
+        # Stored before the tool runs: a run fenced off (taken over) runs no more tools.
+        await emits.stored(
             "tool_executing",
             {"tool": call.name, "call_id": call.call_id, "arguments": call.arguments},
         )
@@ -271,7 +282,8 @@ class AgentRunner:
             )
             if completed["status"] == "error":
                 span.set_status(StatusCode.ERROR, str(completed.get("error")))
-        await self._emit(ctx, "tool_completed", completed)
+        # Stored before the call counts as closed: if it cannot be, the run's ending closes it.
+        await emits.stored("tool_completed", completed)
         outcome.open_call = None
         body = completed.get("result") if completed["status"] == "ok" else completed
         return Message(
@@ -287,9 +299,6 @@ class AgentRunner:
         outcome.status = status
         outcome.error_reason = reason
         outcome.error_category = category
-
-    async def _emit(self, ctx: UserExecutionContext, kind: EventType, data: dict[str, Any]) -> None:
-        await self._publisher.emit(ctx, kind, data)
 
     async def _end_early(
         self, ctx: UserExecutionContext, outcome: _RunOutcome, phase: str, message: str
@@ -334,7 +343,7 @@ class AgentRunner:
         waits = iter(TERMINAL_RETRY_WAITS_S)
         while True:
             try:
-                await self._publisher.emit(ctx, kind, data)
+                await self._publisher.emit(ctx, kind, data, ending=True)
                 return
             except DatabaseError as exc:
                 wait = next(waits, None)
@@ -345,19 +354,27 @@ class AgentRunner:
                 log.warning("terminal_event_retrying", type=kind, category=exc.category, wait=wait)
                 await asyncio.sleep(wait)
 
+    async def _emit_completed(self, ctx: UserExecutionContext, data: dict[str, Any]) -> None:
+        # The slot is free before the client hears the run is over: a client that sends its
+        # next message on agent_completed is not refused for a run that has ended. (The run
+        # is recorded after, so a crash in between leaves it to the reaper, which sees the
+        # agent_completed and only records it.)
+        self._executor.release(ctx)
+        await self._emit_terminal(ctx, "agent_completed", data)
+
     async def _finish_failed(
         self, ctx: UserExecutionContext, reason: str, phase: str, message: str, started: float
     ) -> None:
         await self._emit_error(ctx, reason, phase, message)
         outcome = _RunOutcome(status="failed", error_reason=reason)
         duration_s = time.perf_counter() - started
-        await self._emit_terminal(ctx, "agent_completed", self._completed_data(outcome, duration_s))
+        await self._emit_completed(ctx, self._completed_data(outcome, duration_s))
         await self._record(ctx, outcome, duration_s)
 
     async def _complete(
         self, ctx: UserExecutionContext, outcome: _RunOutcome, duration_s: float, span: Span
     ) -> None:
-        await self._emit_terminal(ctx, "agent_completed", self._completed_data(outcome, duration_s))
+        await self._emit_completed(ctx, self._completed_data(outcome, duration_s))
         if not ctx.canary:
             self._metrics.runs.labels(outcome.status).inc()
             if outcome.status == "completed":

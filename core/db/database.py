@@ -10,12 +10,13 @@ original. Nothing outside ``core.db`` sees a SQLAlchemy or driver exception.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.db import migrate
 from core.db.engine import build_engine, parse_url
@@ -61,6 +62,7 @@ class Database:
         self._engine: AsyncEngine | None = None
         self._sessions: async_sessionmaker[AsyncSession] | None = None
         self._write_lock = asyncio.Lock()
+        self._last_commit: float | None = None  # time.monotonic() of the last success
 
     @property
     def dialect(self) -> str:
@@ -139,6 +141,31 @@ class Database:
             session.begin(),
         ):
             yield session
+        self._last_commit = time.monotonic()
+
+    def answered_within(self, seconds: float) -> bool:
+        """True when a transaction committed in the last ``seconds``: the database was
+        reachable that recently, which spares a busy server a ``ping`` before every run."""
+        last = self._last_commit
+        return last is not None and time.monotonic() - last <= seconds
+
+    @asynccontextmanager
+    async def transaction(
+        self, operation: str, *, write: bool = False
+    ) -> AsyncIterator[AsyncConnection]:
+        """``session`` without the ORM: a Core connection inside one transaction, with the
+        same commit, rollback, error translation and writer queue. For the hot paths (every
+        event, every chat), where the unit of work's bookkeeping costs more than the SQL."""
+        engine = self._require_engine()
+        # The writer's turn before a pooled connection: no writer holds one while it queues.
+        async with (
+            self._guard(operation),
+            self._writer(operation, write),
+            engine.connect() as connection,
+            connection.begin(),
+        ):
+            yield connection
+        self._last_commit = time.monotonic()
 
     @asynccontextmanager
     async def _writer(self, operation: str, write: bool) -> AsyncIterator[None]:

@@ -9,14 +9,14 @@ deferred transaction then waits for the write lock instead of failing to upgrade
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import asdict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from core.db.database import Database
 from core.db.models import (
@@ -42,6 +42,52 @@ from core.db.records import (
 from core.db.usage import summarize_usage
 
 BuildPayload = Callable[[int, str], dict[str, Any]]
+# What ``append_events`` answers for each event: its (seq, epoch), or why it was refused.
+AppendOutcome = tuple[int, str] | ThreadNotFound | RunNotFound | RunTakenOver
+
+
+# The statements of every event, built once (SQLAlchemy then finds them in its cache).
+_BUMP_SEQ = (
+    update(Thread)
+    .where(Thread.id == bindparam("thread"))
+    .values(last_seq=Thread.last_seq + bindparam("count"), updated_at=bindparam("at"))
+    .returning(Thread.last_seq, Thread.epoch)
+)
+_LOCK_RUNS = (
+    select(Run.id, Run.replica_id)
+    .where(Run.id.in_(bindparam("runs", expanding=True)))
+    .order_by(Run.id)
+    .with_for_update()
+)
+_INSERT_EVENTS = insert(Event.__table__)  # type: ignore[arg-type]
+
+
+class _AlreadyAdmitted(Exception):
+    """Inside ``admit_chat``: the chat started a run before; undo this transaction."""
+
+
+@dataclass(frozen=True)
+class Admission:
+    """A chat's run, its thread's epoch, and whether this admission created the run."""
+
+    run: RunRecord
+    epoch: str
+    created: bool
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to store: ``build(seq, epoch)`` makes its payload once the seq is known."""
+
+    thread_id: str
+    run_id: str
+    event_id: str
+    type: str
+    build: BuildPayload
+    created_at: datetime
+    lease_holder: str | None = None
+
+
 FINAL_STATUSES = RUN_STATUSES[1:]
 _NO_SYNC = {"synchronize_session": False}
 
@@ -124,13 +170,42 @@ class Repository:
         replica_id: str | None = None,
         lease_expires_at: datetime | None = None,
     ) -> tuple[RunRecord, bool]:
-        """Record a new run (``running``) and the user's message, atomically; with
+        """``admit_chat`` on an existing thread: ``(the run, whether it is new)``."""
+        admission = await self.admit_chat(
+            run_id=run_id,
+            thread_id=thread_id,
+            title="",
+            user_id=user_id,
+            client_msg_id=client_msg_id,
+            text=text,
+            is_canary=is_canary,
+            replica_id=replica_id,
+            lease_expires_at=lease_expires_at,
+        )
+        return admission.run, admission.created
+
+    async def admit_chat(
+        self,
+        *,
+        run_id: str,
+        thread_id: str | None,
+        title: str,
+        user_id: str,
+        client_msg_id: str,
+        text: str,
+        is_canary: bool,
+        replica_id: str | None = None,
+        lease_expires_at: datetime | None = None,
+    ) -> Admission:
+        """Record a new run (``running``) and the user's message, on ``thread_id`` or on a
+        new thread titled ``title`` (``thread_id=None``), in one transaction; with
         ``replica_id``, the run is leased to that replica until ``lease_expires_at``.
 
-        Idempotent on ``(user_id, client_msg_id)``: a pair that already started a run returns
-        ``(that run, False)``. The UNIQUE constraint resolves it (``ON CONFLICT DO NOTHING``),
-        so an expected retry is no error: nothing raised, nor reported to ``on_error``.
-        Raises ``ThreadNotFound`` if the thread is not the user's.
+        Idempotent on ``(user_id, client_msg_id)``: a pair that already started a run
+        answers with that run (``created`` false) and changes nothing, no new thread
+        either. The UNIQUE constraint resolves it (``ON CONFLICT DO NOTHING``), so an
+        expected retry is no error: nothing raised, nor reported to ``on_error``.
+        Raises ``ThreadNotFound`` if ``thread_id`` is not the user's.
         """
         now = self._clock()
         run: dict[str, Any] = {
@@ -146,33 +221,52 @@ class Repository:
             "replica_id": replica_id,
             "lease_expires_at": lease_expires_at,
         }
-        async with self._db.session("admit_run", write=True) as session:
-            owned = await session.scalar(
-                update(Thread)
-                .where(Thread.id == thread_id, Thread.user_id == user_id)
-                .values(updated_at=now)
-                .returning(Thread.id)
-                .execution_options(**_NO_SYNC)
-            )
-            if owned is None:
-                raise ThreadNotFound(thread_id)
-            inserted = await session.scalar(
-                self._insert(Run)
-                .values(**run)
-                .on_conflict_do_nothing(index_elements=[Run.user_id, Run.client_msg_id])
-                .returning(Run.id)
-            )
-            if inserted is None:
-                existing = await session.scalar(
-                    select(Run).where(Run.user_id == user_id, Run.client_msg_id == client_msg_id)
+        try:
+            async with self._db.transaction("admit_run", write=True) as connection:
+                if thread_id is None:
+                    thread = ThreadRecord(new_id(), user_id, new_epoch(), title, 0, now, now)
+                    await connection.execute(insert(Thread).values(**asdict(thread)))
+                    run["thread_id"], epoch = thread.id, thread.epoch
+                else:
+                    owned = await connection.scalar(
+                        update(Thread)
+                        .where(Thread.id == thread_id, Thread.user_id == user_id)
+                        .values(updated_at=now)
+                        .returning(Thread.epoch)
+                    )
+                    if owned is None:
+                        raise ThreadNotFound(thread_id)
+                    epoch = owned
+                inserted = await connection.scalar(
+                    self._insert(Run)
+                    .values(**run)
+                    .on_conflict_do_nothing(index_elements=[Run.user_id, Run.client_msg_id])
+                    .returning(Run.id)
                 )
-                assert existing is not None  # the conflict was with a committed row
-                return RunRecord.of(existing), False
-            session.add(self._message(thread_id, user_id, run_id, role="user", text=text, now=now))
+                if inserted is None:
+                    raise _AlreadyAdmitted  # rolls back the new thread, if one was made
+                message = self._message(
+                    run["thread_id"], user_id, run_id, role="user", text=text, now=now
+                )
+                await connection.execute(insert(Message).values(**_columns(message)))
+        except _AlreadyAdmitted:
+            return await self._admitted(user_id, client_msg_id)
         record = RunRecord(
             **run, completed_at=None, duration_ms=None, error_category=None, error_reason=None
         )
-        return record, True
+        return Admission(record, epoch, created=True)
+
+    async def _admitted(self, user_id: str, client_msg_id: str) -> Admission:
+        """The run a retried ``client_msg_id`` already started, and its thread's epoch."""
+        async with self._db.session("find_run") as session:
+            row = (
+                await session.execute(
+                    select(Run, Thread.epoch)
+                    .join(Thread, Thread.id == Run.thread_id)
+                    .where(Run.user_id == user_id, Run.client_msg_id == client_msg_id)
+                )
+            ).one()
+        return Admission(RunRecord.of(row[0]), row[1], created=False)
 
     async def finish_run(
         self,
@@ -238,47 +332,104 @@ class Repository:
         created_at: datetime,
         lease_holder: str | None = None,
     ) -> tuple[int, str]:
-        """Store the thread's next event; returns its ``(seq, epoch)``.
+        """Store the thread's next event; returns its ``(seq, epoch)``. One event of
+        ``append_events``: a refusal (``ThreadNotFound``, ``RunNotFound``,
+        ``RunTakenOver``) is raised."""
+        event = NewEvent(thread_id, run_id, event_id, type, build, created_at, lease_holder)
+        (outcome,) = await self.append_events([event])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
 
-        With ``lease_holder``, the event is stored only while the run's lease is still that
-        holder's; otherwise ``RunTakenOver`` is raised and nothing is stored (fencing: a
-        replica cut off long enough for another to end its run cannot add to it later).
+    async def append_events(self, events: Sequence[NewEvent]) -> list[AppendOutcome]:
+        """Store events in one transaction; for each, its ``(seq, epoch)`` or the refusal
+        that kept it out (nothing of a refused event is stored, and it takes no seq).
+
+        Fencing: an event with ``lease_holder`` is stored only while its run's lease is
+        still that holder's, else refused with ``RunTakenOver`` (a replica cut off long
+        enough for another to end its run cannot add to it later). The runs' rows are locked
+        first, in id order, then the threads', in id order: the order ``finish_run`` and
+        every other batch take them in, so no two transactions wait on each other.
 
         The seq is taken in the database, in the same transaction as the insert:
-        ``UPDATE threads SET last_seq = last_seq + 1 ... RETURNING last_seq, epoch`` locks
+        ``UPDATE threads SET last_seq = last_seq + k ... RETURNING last_seq, epoch`` locks
         the thread's row (PostgreSQL) or the database (SQLite) until commit, so concurrent
         appends to one thread, from any number of processes, get 1, 2, 3 ... with no gap
-        and no repeat; a failed append rolls its increment back. ``build(seq, epoch)``
-        returns the envelope to store, so the stored payload carries its own seq and epoch.
+        and no repeat; a failed transaction rolls its increments back. Events of one thread
+        get their seqs in the order given. ``build(seq, epoch)`` returns the envelope to
+        store, so the stored payload carries its own seq and epoch.
+
+        A database failure fails the whole transaction (``DatabaseError``), so the caller
+        decides what to retry.
         """
-        async with self._db.session("append_event", write=True) as session:
-            row = (
-                await session.execute(
-                    update(Thread)
-                    .where(Thread.id == thread_id)
-                    .values(last_seq=Thread.last_seq + 1, updated_at=created_at)
-                    .returning(Thread.last_seq, Thread.epoch)
-                    .execution_options(**_NO_SYNC)
+        outcomes: list[AppendOutcome | None] = [None] * len(events)
+        async with self._db.transaction("append_event", write=True) as connection:
+            refused = await self._fence(connection, events)
+            by_thread: dict[str, list[int]] = {}
+            for index, event in enumerate(events):
+                if index in refused:
+                    outcomes[index] = refused[index]
+                else:
+                    by_thread.setdefault(event.thread_id, []).append(index)
+            rows: list[dict[str, Any]] = []
+            for thread_id in sorted(by_thread):
+                indexes = by_thread[thread_id]
+                bumped = await connection.execute(
+                    _BUMP_SEQ,
+                    {
+                        "thread": thread_id,
+                        "count": len(indexes),
+                        "at": max(events[i].created_at for i in indexes),
+                    },
                 )
-            ).one_or_none()
-            if row is None:
-                raise ThreadNotFound(thread_id)
-            seq, epoch = row
-            if lease_holder is not None:
-                await self._check_lease(session, run_id, lease_holder)
-            session.add(
-                Event(
-                    thread_id=thread_id,
-                    seq=seq,
-                    epoch=epoch,
-                    run_id=run_id,
-                    event_id=event_id,
-                    type=type,
-                    payload=build(seq, epoch),
-                    created_at=created_at,
-                )
-            )
-        return seq, epoch
+                found = bumped.one_or_none()
+                if found is None:
+                    for index in indexes:
+                        outcomes[index] = ThreadNotFound(thread_id)
+                    continue
+                last_seq, epoch = found
+                for seq, index in enumerate(indexes, start=last_seq - len(indexes) + 1):
+                    event = events[index]
+                    outcomes[index] = (seq, epoch)
+                    rows.append(
+                        {
+                            "thread_id": thread_id,
+                            "seq": seq,
+                            "epoch": epoch,
+                            "run_id": event.run_id,
+                            "event_id": event.event_id,
+                            "type": event.type,
+                            "payload": event.build(seq, epoch),
+                            "created_at": event.created_at,
+                        }
+                    )
+            if rows:
+                await connection.execute(_INSERT_EVENTS, rows)
+        assert all(outcome is not None for outcome in outcomes)  # every event was answered
+        return cast(list[AppendOutcome], outcomes)
+
+    @staticmethod
+    async def _fence(
+        connection: AsyncConnection, events: Sequence[NewEvent]
+    ) -> dict[int, RunNotFound | RunTakenOver]:
+        """The events (by index) whose run is missing or leased to another holder; the
+        runs' rows stay locked until commit, so a concurrent claim waits for this batch."""
+        fenced = sorted({event.run_id for event in events if event.lease_holder is not None})
+        if not fenced:
+            return {}
+        result = await connection.execute(_LOCK_RUNS, {"runs": fenced})
+        holders = dict(result.tuples().all())
+        refused: dict[int, RunNotFound | RunTakenOver] = {}
+        for index, event in enumerate(events):
+            if event.lease_holder is None:
+                continue
+            if event.run_id not in holders:
+                refused[index] = RunNotFound(event.run_id)
+                continue
+            holder = holders[event.run_id]
+            if holder is not None and holder != event.lease_holder:
+                refused[index] = RunTakenOver(event.run_id, holder)
+        return refused
 
     @staticmethod
     async def _check_lease(session: AsyncSession, run_id: str, holder: str) -> None:
@@ -330,3 +481,8 @@ class Repository:
             text=text,
             created_at=now,
         )
+
+
+def _columns(row: Any) -> dict[str, Any]:
+    """An ORM object's column values, for a Core ``INSERT``."""
+    return {column.key: getattr(row, column.key) for column in row.__table__.columns}

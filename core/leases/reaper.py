@@ -146,6 +146,7 @@ class OrphanReaper:
                         REASON,
                         (now - since).total_seconds() * 1000,
                     ),
+                    ending=True,
                 )
             await self._publisher.emit(
                 ctx,
@@ -155,12 +156,14 @@ class OrphanReaper:
                     "phase": phase,
                     "message": "the server running this run was lost; send the message again",
                 },
+                ending=True,
             )
         else:
             phase = "completed"
             status = str(data.get("status", "failed"))
         if orphan.last_event_type != "agent_completed":
-            await self._publisher.emit(ctx, "agent_completed", completed_data(status, duration_ms))
+            data = completed_data(status, duration_ms)
+            await self._publisher.emit(ctx, "agent_completed", data, ending=True)
         await self._repository.finish_run(
             orphan.id,
             status=status,

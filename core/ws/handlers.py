@@ -8,6 +8,7 @@ from opentelemetry.trace import SpanContext
 
 from core.agent.context import UserExecutionContext
 from core.db.errors import DatabaseError
+from core.db.records import ThreadNotFound
 from core.db.repository import ThreadRecord
 from core.protocol import (
     AckFrame,
@@ -72,34 +73,26 @@ class FrameHandlers:
         repository = self._s.repository
         if not frame.text.strip():
             raise FrameError("invalid_field", "field 'text': must not be empty", frame.id)
-        existing = await repository.find_run(user_id, frame.id)
-        if existing is not None:
-            # The same id twice starts one run: answer with the run it already started.
-            if frame.thread_id is not None and frame.thread_id != existing.thread_id:
-                raise FrameError("conflict", "this id was already used on another thread", frame.id)
-            same_thread = await repository.get_thread(user_id, existing.thread_id)
-            epoch = same_thread.epoch if same_thread is not None else None
-            self._accept(frame.id, existing.thread_id, existing.id, epoch)
-            return
-        if frame.thread_id is None:
-            thread = await repository.create_thread(user_id, frame.text.strip()[:80])
-        else:
-            found = await repository.get_thread(user_id, frame.thread_id)
-            if found is None:
-                raise FrameError("not_found", f"no thread {frame.thread_id!r}", frame.id)
-            thread = found
-        run, created = await repository.admit_run(
-            run_id=uuid.uuid4().hex,
-            thread_id=thread.id,
-            user_id=user_id,
-            client_msg_id=frame.id,
-            text=frame.text,
-            is_canary=self._conn.canary,
-            replica_id=self._s.replica.id,
-            lease_expires_at=self._s.replica.leases.expiry(),
-        )
-        self._accept(frame.id, run.thread_id, run.id, thread.epoch)
-        if created:
+        try:
+            admission = await repository.admit_chat(
+                run_id=uuid.uuid4().hex,
+                thread_id=frame.thread_id,
+                title=frame.text.strip()[:80],
+                user_id=user_id,
+                client_msg_id=frame.id,
+                text=frame.text,
+                is_canary=self._conn.canary,
+                replica_id=self._s.replica.id,
+                lease_expires_at=self._s.replica.leases.expiry(),
+            )
+        except ThreadNotFound as exc:
+            raise FrameError("not_found", f"no thread {frame.thread_id!r}", frame.id) from exc
+        run = admission.run
+        if not admission.created and frame.thread_id not in (None, run.thread_id):
+            # The same id twice starts one run, on one thread.
+            raise FrameError("conflict", "this id was already used on another thread", frame.id)
+        self._accept(frame.id, run.thread_id, run.id, admission.epoch)
+        if admission.created:
             ctx = UserExecutionContext(
                 user_id=user_id,
                 thread_id=run.thread_id,

@@ -98,11 +98,13 @@ async def test_a_frame_over_the_transport_limit_closes_with_1009(start_server):
 
 
 def corrupt_thread(server, thread_id: str) -> None:
-    """Leave the thread's row unreadable: the server's handlers then fail with a bug of
-    their own (a ValueError reading it back), not with a database error."""
+    """Leave the thread's rows (its own and its runs') unreadable: the server's handlers
+    then fail with a bug of their own (a ValueError reading them back), not with a
+    database error."""
     path = make_url(server.settings.database_url).database
     with contextlib.closing(sqlite3.connect(path)) as db, db:
         db.execute("UPDATE threads SET created_at = 'not a time' WHERE id = ?", (thread_id,))
+        db.execute("UPDATE runs SET started_at = 'not a time' WHERE thread_id = ?", (thread_id,))
 
 
 async def test_a_frame_whose_handler_fails_is_answered_with_its_ref_or_its_thread(live_server):
@@ -110,9 +112,10 @@ async def test_a_frame_whose_handler_fails_is_answered_with_its_ref_or_its_threa
         run = await client.run("hello")
         thread_id = run.accepted["thread_id"]
         corrupt_thread(live_server, thread_id)
-        # The chat waiting for its answer gets it now, not at its timeout.
+        # The chat waiting for its answer gets it now, not at its timeout. (Sent again
+        # under its id, the chat reads its run back to answer with it.)
         with pytest.raises(RuntimeError, match="unavailable"):
-            await client.chat("again", thread_id, msg_id="after-crash", timeout=30)
+            await client.chat("hello", thread_id, msg_id=run.accepted["id"], timeout=30)
         epoch = run.events[0]["epoch"]
         await client.send({"type": "resume", "thread_id": thread_id, "epoch": epoch, "last_seq": 0})
         error = await client.next_frame(5)
