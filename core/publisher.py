@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic_core import to_jsonable_python
+
 from core.agent.context import UserExecutionContext
 from core.db.errors import DatabaseError
 from core.db.group_commit import GroupCommit
@@ -105,7 +107,9 @@ class EventPublisher:
         ``RunNotFound``, ``ThreadNotFound``) that kept it out. ``ending``: the event ends
         the run (a closing ``tool_completed``, ``agent_error``, ``agent_completed``) and is
         tried even after an earlier event of the run failed."""
-        return self._batches.submit(_Emission(ctx, event_type, data, ending))
+        # JSON now, in the run that made it: data that cannot be stored fails this run,
+        # not the batch it would have shared with other runs' events.
+        return self._batches.submit(_Emission(ctx, event_type, to_jsonable_python(data), ending))
 
     async def emit(
         self,
