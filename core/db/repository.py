@@ -16,7 +16,7 @@ from typing import Any, cast
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.db.database import Database
 from core.db.models import (
@@ -60,6 +60,26 @@ _LOCK_RUNS = (
     .with_for_update()
 )
 _INSERT_EVENTS = insert(Event.__table__)  # type: ignore[arg-type]
+# The statements of every chat and every run's ending, built once with their parameters
+# (built per call, SQLAlchemy's coercion of each value cost more than the SQL itself).
+_INSERT_THREAD = insert(Thread.__table__)  # type: ignore[arg-type]
+_INSERT_MESSAGE = insert(Message.__table__)  # type: ignore[arg-type]
+_TOUCH_USERS_THREAD = (
+    update(Thread.__table__)  # type: ignore[arg-type]
+    .where(Thread.id == bindparam("b_thread"), Thread.user_id == bindparam("b_user"))
+    .values(updated_at=bindparam("b_at"))
+    .returning(Thread.epoch)
+)
+_TOUCH_THREAD = (
+    update(Thread.__table__)  # type: ignore[arg-type]
+    .where(Thread.id == bindparam("b_thread"))
+    .values(updated_at=bindparam("b_at"))
+)
+_FINISH_RUN = (
+    update(Run.__table__)  # type: ignore[arg-type]
+    .where(Run.id == bindparam("b_run"))
+    .returning(Run.thread_id, Run.user_id)
+)
 
 
 class _AlreadyAdmitted(Exception):
@@ -96,6 +116,11 @@ class Repository:
     def __init__(self, db: Database, *, clock: Callable[[], datetime] = utc_now) -> None:
         self._db = db
         self._clock = clock
+        self._insert_run = (
+            self._insert(Run.__table__)  # type: ignore[arg-type]
+            .on_conflict_do_nothing(index_elements=[Run.user_id, Run.client_msg_id])
+            .returning(Run.id)
+        )
 
     def _insert(self, model: type[Any]) -> postgresql.Insert | sqlite.Insert:
         """``INSERT`` in the dialect that knows ``ON CONFLICT``."""
@@ -225,30 +250,23 @@ class Repository:
             async with self._db.transaction("admit_run", write=True) as connection:
                 if thread_id is None:
                     thread = ThreadRecord(new_id(), user_id, new_epoch(), title, 0, now, now)
-                    await connection.execute(insert(Thread).values(**asdict(thread)))
+                    await connection.execute(_INSERT_THREAD, asdict(thread))
                     run["thread_id"], epoch = thread.id, thread.epoch
                 else:
                     owned = await connection.scalar(
-                        update(Thread)
-                        .where(Thread.id == thread_id, Thread.user_id == user_id)
-                        .values(updated_at=now)
-                        .returning(Thread.epoch)
+                        _TOUCH_USERS_THREAD,
+                        {"b_thread": thread_id, "b_user": user_id, "b_at": now},
                     )
                     if owned is None:
                         raise ThreadNotFound(thread_id)
                     epoch = owned
-                inserted = await connection.scalar(
-                    self._insert(Run)
-                    .values(**run)
-                    .on_conflict_do_nothing(index_elements=[Run.user_id, Run.client_msg_id])
-                    .returning(Run.id)
-                )
+                inserted = await connection.scalar(self._insert_run, run)
                 if inserted is None:
                     raise _AlreadyAdmitted  # rolls back the new thread, if one was made
                 message = self._message(
                     run["thread_id"], user_id, run_id, role="user", text=text, now=now
                 )
-                await connection.execute(insert(Message).values(**_columns(message)))
+                await connection.execute(_INSERT_MESSAGE, _columns(message))
         except _AlreadyAdmitted:
             return await self._admitted(user_id, client_msg_id)
         record = RunRecord(
@@ -286,26 +304,20 @@ class Repository:
         if status not in FINAL_STATUSES:
             raise ValueError(f"not a final run status: {status!r}")
         now = self._clock()
-        async with self._db.session("finish_run", write=True) as session:
+        async with self._db.transaction("finish_run", write=True) as connection:
             if lease_holder is not None:
-                await self._check_lease(session, run_id, lease_holder)
-            row = (
-                await session.execute(
-                    update(Run)
-                    .where(Run.id == run_id)
-                    .values(
-                        status=status,
-                        completed_at=now,
-                        duration_ms=duration_ms,
-                        input_tokens=input_tokens,
-                        output_tokens=output_tokens,
-                        error_category=error_category,
-                        error_reason=error_reason,
-                    )
-                    .returning(Run.thread_id, Run.user_id)
-                    .execution_options(**_NO_SYNC)
-                )
-            ).one_or_none()
+                await self._check_lease(connection, run_id, lease_holder)
+            finished = {
+                "b_run": run_id,
+                "status": status,
+                "completed_at": now,
+                "duration_ms": duration_ms,
+                "input_tokens": input_tokens,
+                "output_tokens": output_tokens,
+                "error_category": error_category,
+                "error_reason": error_reason,
+            }
+            row = (await connection.execute(_FINISH_RUN, finished)).one_or_none()
             if row is None:
                 raise RunNotFound(run_id)
             thread_id, user_id = row
@@ -313,13 +325,8 @@ class Repository:
                 answer = self._message(
                     thread_id, user_id, run_id, role="assistant", text=answer_text, now=now
                 )
-                session.add(answer)
-            await session.execute(
-                update(Thread)
-                .where(Thread.id == thread_id)
-                .values(updated_at=now)
-                .execution_options(**_NO_SYNC)
-            )
+                await connection.execute(_INSERT_MESSAGE, _columns(answer))
+            await connection.execute(_TOUCH_THREAD, {"b_thread": thread_id, "b_at": now})
 
     async def append_event(
         self,
@@ -432,17 +439,14 @@ class Repository:
         return refused
 
     @staticmethod
-    async def _check_lease(session: AsyncSession, run_id: str, holder: str) -> None:
+    async def _check_lease(connection: AsyncConnection, run_id: str, holder: str) -> None:
         """Raise ``RunTakenOver`` unless ``holder`` holds the run's lease. The row is locked
         (PostgreSQL; SQLite's write lock covers it) so a concurrent claim waits for us."""
-        current = await session.execute(
-            select(Run.replica_id).where(Run.id == run_id).with_for_update()
-        )
-        row = current.one_or_none()
-        if row is None:
+        found = (await connection.execute(_LOCK_RUNS, {"runs": [run_id]})).one_or_none()
+        if found is None:
             raise RunNotFound(run_id)
-        if row.replica_id is not None and row.replica_id != holder:
-            raise RunTakenOver(run_id, row.replica_id)
+        if found.replica_id is not None and found.replica_id != holder:
+            raise RunTakenOver(run_id, found.replica_id)
 
     async def list_events(
         self, user_id: str, thread_id: str, after_seq: int, limit: int
