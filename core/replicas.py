@@ -46,6 +46,7 @@ def build_replica(settings: Settings, database: Database, metrics: Metrics) -> R
         settings,
         replica_id=replica_id,
         on_error=lambda backend, op: replica_metrics.eventlog_errors.labels(backend, op).inc(),
+        on_evict=lambda reason: replica_metrics.eventlog_evictions.labels(reason).inc(),
     )
     keeper = LeaseKeeper(
         LeaseRepository(database),

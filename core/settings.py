@@ -82,6 +82,9 @@ class Settings(TokenSettings):
     event_log_max_events: int = Field(default=1000, ge=1)
     event_log_max_age_s: float = Field(default=3600.0, gt=0)
     event_log_max_threads: int = Field(default=10_000, ge=1)
+    # The in-process log's total across threads (its events' JSON plus bookkeeping): past
+    # it, the threads least recently appended to are forgotten (their resumes read the db).
+    event_log_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
     # Run leases: a replica that stops renewing for lease_ttl_s loses its runs to another.
     replica_id: str | None = Field(default=None, min_length=1, max_length=64)
     lease_ttl_s: float = Field(default=6.0, gt=0)

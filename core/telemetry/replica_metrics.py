@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from core.eventlog.memory import EVICT_REASONS
+
 TAKEOVER_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 3, 4, 5, 7.5, 10, 30)
 
 
@@ -17,6 +19,13 @@ class ReplicaMetrics:
             "vigil_eventlog_errors",
             "Event log failures (the event stays stored and is still sent), by operation.",
             ["backend", "operation"],
+            registry=registry,
+        )
+        self.eventlog_evictions = Counter(
+            "vigil_eventlog_evictions",
+            "Threads the in-process event log forgot to stay within a bound (their resumes "
+            "read the database), by bound.",
+            ["reason"],
             registry=registry,
         )
         self.resume_sources = Counter(
@@ -43,6 +52,8 @@ class ReplicaMetrics:
             buckets=TAKEOVER_BUCKETS,
             registry=registry,
         )
+        for reason in EVICT_REASONS:
+            self.eventlog_evictions.labels(reason)
         for source in ("log", "database"):
             self.resume_sources.labels(source)
         for outcome in ("ok", "failed"):

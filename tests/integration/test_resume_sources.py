@@ -59,3 +59,20 @@ async def test_recent_events_come_from_the_log_and_trimmed_ones_from_the_databas
     assert everything["recovered"] and from_database == events
     assert server.metric(sources, {"source": "log"}) == 1
     assert server.metric(sources, {"source": "database"}) == 1
+
+
+async def test_a_thread_forgotten_to_keep_the_log_within_its_byte_bound_resumes_from_the_database(
+    start_server,
+):
+    server = await start_server(event_log_max_bytes=4096)
+    async with VigilClient.connect(server.ws_url, server.token("alice")) as client:
+        first = (await client.run(QUESTION)).events
+        await client.run(QUESTION)  # Another thread: its events push the first out of the log.
+    assert_well_formed_run(first)
+
+    async with VigilClient.connect(server.ws_url, server.token("alice")) as client:
+        resumed, replayed = await resume(client, first[0], 0)
+
+    assert resumed["recovered"] and replayed == first
+    assert server.metric("vigil_eventlog_evictions_total", {"reason": "bytes"}) >= 1
+    assert server.metric("vigil_resume_replays_total", {"source": "database"}) == 1
