@@ -27,7 +27,7 @@ from core.agent.context import UserExecutionContext
 from core.db.errors import DatabaseError
 from core.db.group_commit import GroupCommit
 from core.db.records import RunNotFound, RunTakenOver, ThreadNotFound
-from core.db.repository import AppendOutcome, NewEvent, Repository
+from core.db.repository import AppendOutcome, NewEvent, Repository, RunResult
 from core.eventlog.base import EventLog
 from core.protocol import AgentEvent, EventType, utc_now
 from core.ws.delivery import Deliveries
@@ -45,6 +45,7 @@ class _Emission:
     type: EventType
     data: dict[str, Any]
     ending: bool
+    result: RunResult | None = None
     event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     ts: Any = field(default_factory=utc_now)
     event: AgentEvent | None = None  # built once its seq is known
@@ -72,6 +73,7 @@ class _Emission:
             build=self.payload,
             created_at=self.ts,
             lease_holder=self.ctx.lease_holder,
+            result=self.result,
         )
 
 
@@ -101,15 +103,18 @@ class EventPublisher:
         data: dict[str, Any],
         *,
         ending: bool = False,
+        result: RunResult | None = None,
     ) -> asyncio.Future[AgentEvent]:
         """Queue one event for the next transaction. The future holds the event once it is
         stored and handed out, or the failure (``DatabaseError``, ``RunTakenOver``,
         ``RunNotFound``, ``ThreadNotFound``) that kept it out. ``ending``: the event ends
         the run (a closing ``tool_completed``, ``agent_error``, ``agent_completed``) and is
-        tried even after an earlier event of the run failed."""
+        tried even after an earlier event of the run failed. ``result``: the run's record,
+        stored in the event's own transaction (with its ``agent_completed``)."""
         # JSON now, in the run that made it: data that cannot be stored fails this run,
         # not the batch it would have shared with other runs' events.
-        return self._batches.submit(_Emission(ctx, event_type, to_jsonable_python(data), ending))
+        emission = _Emission(ctx, event_type, to_jsonable_python(data), ending, result)
+        return self._batches.submit(emission)
 
     async def emit(
         self,
@@ -118,11 +123,12 @@ class EventPublisher:
         data: dict[str, Any],
         *,
         ending: bool = False,
+        result: RunResult | None = None,
     ) -> AgentEvent:
         """Persist and send one event, and wait until it is. Cancelling the caller does
         not cancel the emission (the client would see a stored event never sent): it
         completes, then the cancellation goes on."""
-        emission = self.submit(ctx, event_type, data, ending=ending)
+        emission = self.submit(ctx, event_type, data, ending=ending, result=result)
         try:
             return await asyncio.shield(emission)
         except asyncio.CancelledError:

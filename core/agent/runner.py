@@ -30,7 +30,7 @@ from core.agent.triage import triage
 from core.db.database import Database
 from core.db.errors import DatabaseError
 from core.db.records import RunTakenOver
-from core.db.repository import Repository
+from core.db.repository import Repository, RunResult
 from core.protocol import EventType
 from core.publisher import EventPublisher
 from core.settings import Settings
@@ -332,80 +332,88 @@ class AgentRunner:
         )
 
     async def _emit_terminal(
-        self, ctx: UserExecutionContext, kind: EventType, data: dict[str, Any]
-    ) -> None:
+        self,
+        ctx: UserExecutionContext,
+        kind: EventType,
+        data: dict[str, Any],
+        result: RunResult | None = None,
+    ) -> bool:
         """Terminal events must not raise: a failure here is counted and logged, not lost.
 
         An event is sent only once it is stored (its seq comes from the database), so while
         the database is out the run's ending is retried, waits doubling, for up to
         ``TERMINAL_RETRY_WAITS_S``: a run whose database comes back ends for its client (with
-        the ``database_*`` reason it failed with) instead of staying silent for good."""
+        the ``database_*`` reason it failed with) instead of staying silent for good.
+        True once stored."""
         waits = iter(TERMINAL_RETRY_WAITS_S)
         while True:
             try:
-                await self._publisher.emit(ctx, kind, data, ending=True)
-                return
+                await self._publisher.emit(ctx, kind, data, ending=True, result=result)
+                return True
             except DatabaseError as exc:
                 wait = next(waits, None)
                 if wait is None or not (exc.retryable or exc.category in _DATABASE_OUTAGE):
                     self._metrics.events_undelivered.labels(kind, f"persist_{exc.category}").inc()
                     log.error("terminal_event_not_persisted", type=kind, category=exc.category)
-                    return
+                    return False
                 log.warning("terminal_event_retrying", type=kind, category=exc.category, wait=wait)
                 await asyncio.sleep(wait)
 
-    async def _emit_completed(self, ctx: UserExecutionContext, data: dict[str, Any]) -> None:
+    async def _emit_completed(
+        self, ctx: UserExecutionContext, outcome: _RunOutcome, duration_s: float
+    ) -> None:
+        """agent_completed, and the run's record in the same transaction."""
         # The slot is free before the client hears the run is over: a client that sends its
-        # next message on agent_completed is not refused for a run that has ended. (The run
-        # is recorded after, so a crash in between leaves it to the reaper, which sees the
-        # agent_completed and only records it.)
+        # next message on agent_completed is not refused for a run that has ended.
         self._executor.release(ctx)
-        await self._emit_terminal(ctx, "agent_completed", data)
+        result = RunResult(
+            status=outcome.status,
+            duration_ms=duration_s * 1000,
+            input_tokens=outcome.usage.input_tokens,
+            output_tokens=outcome.usage.output_tokens,
+            answer_text=outcome.text or None,
+            error_category=outcome.error_category,
+            error_reason=outcome.error_reason,
+        )
+        data = completed_data(
+            outcome.status,
+            result.duration_ms,
+            text=outcome.text,
+            input_tokens=result.input_tokens,
+            output_tokens=result.output_tokens,
+        )
+        if not await self._emit_terminal(ctx, "agent_completed", data, result):
+            await self._record(ctx, result)  # the event is lost; the record may still go in
 
     async def _finish_failed(
         self, ctx: UserExecutionContext, reason: str, phase: str, message: str, started: float
     ) -> None:
         await self._emit_error(ctx, reason, phase, message)
         outcome = _RunOutcome(status="failed", error_reason=reason)
-        duration_s = time.perf_counter() - started
-        await self._emit_completed(ctx, self._completed_data(outcome, duration_s))
-        await self._record(ctx, outcome, duration_s)
+        await self._emit_completed(ctx, outcome, time.perf_counter() - started)
 
     async def _complete(
         self, ctx: UserExecutionContext, outcome: _RunOutcome, duration_s: float, span: Span
     ) -> None:
-        await self._emit_completed(ctx, self._completed_data(outcome, duration_s))
+        await self._emit_completed(ctx, outcome, duration_s)
         if not ctx.canary:
             self._metrics.runs.labels(outcome.status).inc()
             if outcome.status == "completed":
                 # Only successful runs: the run-success SLI reads this histogram's 30 s bucket.
                 self._metrics.run_duration.observe(duration_s, exemplar(trace_id_of(span)))
-        await self._record(ctx, outcome, duration_s)
         log.info("run_finished", status=outcome.status, duration_ms=round(duration_s * 1000, 1))
 
-    @staticmethod
-    def _completed_data(outcome: _RunOutcome, duration_s: float) -> dict[str, Any]:
-        return completed_data(
-            outcome.status,
-            duration_s * 1000,
-            text=outcome.text,
-            input_tokens=outcome.usage.input_tokens,
-            output_tokens=outcome.usage.output_tokens,
-        )
-
-    async def _record(
-        self, ctx: UserExecutionContext, outcome: _RunOutcome, duration_s: float
-    ) -> None:
+    async def _record(self, ctx: UserExecutionContext, result: RunResult) -> None:
         try:
             await self._repository.finish_run(
                 ctx.run_id,
-                status=outcome.status,
-                duration_ms=duration_s * 1000,
-                input_tokens=outcome.usage.input_tokens,
-                output_tokens=outcome.usage.output_tokens,
-                answer_text=outcome.text or None,
-                error_category=outcome.error_category,
-                error_reason=outcome.error_reason,
+                status=result.status,
+                duration_ms=result.duration_ms,
+                input_tokens=result.input_tokens,
+                output_tokens=result.output_tokens,
+                answer_text=result.answer_text,
+                error_category=result.error_category,
+                error_reason=result.error_reason,
                 lease_holder=ctx.lease_holder,
             )
         except DatabaseError as exc:

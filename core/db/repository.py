@@ -42,6 +42,7 @@ from core.db.records import (
 from core.db.usage import summarize_usage
 
 BuildPayload = Callable[[int, str], dict[str, Any]]
+FINAL_STATUSES = RUN_STATUSES[1:]
 # What ``append_events`` answers for each event: its (seq, epoch), or why it was refused.
 AppendOutcome = tuple[int, str] | ThreadNotFound | RunNotFound | RunTakenOver
 
@@ -96,8 +97,28 @@ class Admission:
 
 
 @dataclass(frozen=True)
+class RunResult:
+    """How a run ended: what ``finish_run`` records, or an ``agent_completed`` carries
+    into its own transaction (``NewEvent.result``)."""
+
+    status: str
+    duration_ms: float
+    input_tokens: int = 0
+    output_tokens: int = 0
+    answer_text: str | None = None
+    error_category: str | None = None
+    error_reason: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in FINAL_STATUSES:
+            raise ValueError(f"not a final run status: {self.status!r}")
+
+
+@dataclass(frozen=True)
 class NewEvent:
-    """An event to store: ``build(seq, epoch)`` makes its payload once the seq is known."""
+    """An event to store: ``build(seq, epoch)`` makes its payload once the seq is known.
+    With ``result``, the run is recorded as ended in the same transaction (atomically:
+    the run's last event and its record are stored together or not at all)."""
 
     thread_id: str
     run_id: str
@@ -106,9 +127,14 @@ class NewEvent:
     build: BuildPayload
     created_at: datetime
     lease_holder: str | None = None
+    result: RunResult | None = None
+
+    def __post_init__(self) -> None:
+        if self.result is not None and self.lease_holder is None:
+            # The fence is what makes sure the run exists and is still this holder's.
+            raise ValueError("an event that records its run's result needs its lease holder")
 
 
-FINAL_STATUSES = RUN_STATUSES[1:]
 _NO_SYNC = {"synchronize_session": False}
 
 
@@ -301,32 +327,46 @@ class Repository:
     ) -> None:
         """Record how a run ended (and the assistant's answer, when there is one); with
         ``lease_holder``, only while the run's lease is still that holder's."""
-        if status not in FINAL_STATUSES:
-            raise ValueError(f"not a final run status: {status!r}")
+        result = RunResult(
+            status,
+            duration_ms,
+            input_tokens,
+            output_tokens,
+            answer_text,
+            error_category,
+            error_reason,
+        )
         now = self._clock()
         async with self._db.transaction("finish_run", write=True) as connection:
             if lease_holder is not None:
                 await self._check_lease(connection, run_id, lease_holder)
-            finished = {
-                "b_run": run_id,
-                "status": status,
-                "completed_at": now,
-                "duration_ms": duration_ms,
-                "input_tokens": input_tokens,
-                "output_tokens": output_tokens,
-                "error_category": error_category,
-                "error_reason": error_reason,
-            }
-            row = (await connection.execute(_FINISH_RUN, finished)).one_or_none()
-            if row is None:
-                raise RunNotFound(run_id)
-            thread_id, user_id = row
-            if answer_text:
-                answer = self._message(
-                    thread_id, user_id, run_id, role="assistant", text=answer_text, now=now
-                )
-                await connection.execute(_INSERT_MESSAGE, _columns(answer))
+            thread_id = await self._record_result(connection, run_id, result, now)
             await connection.execute(_TOUCH_THREAD, {"b_thread": thread_id, "b_at": now})
+
+    async def _record_result(
+        self, connection: AsyncConnection, run_id: str, result: RunResult, now: datetime
+    ) -> str:
+        """Record the run's end (and the assistant's answer); its thread's id."""
+        finished = {
+            "b_run": run_id,
+            "status": result.status,
+            "completed_at": now,
+            "duration_ms": result.duration_ms,
+            "input_tokens": result.input_tokens,
+            "output_tokens": result.output_tokens,
+            "error_category": result.error_category,
+            "error_reason": result.error_reason,
+        }
+        row = (await connection.execute(_FINISH_RUN, finished)).one_or_none()
+        if row is None:
+            raise RunNotFound(run_id)
+        thread_id, user_id = row
+        if result.answer_text:
+            answer = self._message(
+                thread_id, user_id, run_id, role="assistant", text=result.answer_text, now=now
+            )
+            await connection.execute(_INSERT_MESSAGE, _columns(answer))
+        return str(thread_id)
 
     async def append_event(
         self,
@@ -412,6 +452,12 @@ class Repository:
                     )
             if rows:
                 await connection.execute(_INSERT_EVENTS, rows)
+            for index, event in enumerate(events):
+                # A stored run's record; the fence has checked it exists and is ours.
+                if event.result is not None and not isinstance(outcomes[index], Exception):
+                    await self._record_result(
+                        connection, event.run_id, event.result, event.created_at
+                    )
         assert all(outcome is not None for outcome in outcomes)  # every event was answered
         return cast(list[AppendOutcome], outcomes)
 
