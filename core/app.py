@@ -82,7 +82,7 @@ def build_services(
     tools = default_registry()
     deliveries = Deliveries(redelivery=redelivery, hub=hub, metrics=metrics, tools=tools)
     publisher = EventPublisher(
-        repository=repository, event_log=replica.event_log, deliveries=deliveries
+        repository=repository, event_log=replica.event_log, deliveries=deliveries, tracer=tracer
     )
     attach_reaper(
         replica,

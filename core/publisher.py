@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry.trace import Link, NoOpTracer, SpanContext, Tracer, get_current_span
 from pydantic_core import to_jsonable_python
 
 from core.agent.context import UserExecutionContext
@@ -46,6 +47,8 @@ class _Emission:
     data: dict[str, Any]
     ending: bool
     result: RunResult | None = None
+    # The span the event was emitted in: its batch's span links to it.
+    emitted_in: SpanContext = field(default_factory=lambda: get_current_span().get_span_context())
     event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     ts: Any = field(default_factory=utc_now)
     event: AgentEvent | None = None  # built once its seq is known
@@ -84,8 +87,10 @@ class EventPublisher:
         repository: Repository,
         event_log: EventLog,
         deliveries: Deliveries,
+        tracer: Tracer | None = None,
     ) -> None:
         self._repository = repository
+        self._tracer = tracer or NoOpTracer()
         self._event_log = event_log
         self._deliveries = deliveries
         self._batches: GroupCommit[_Emission, AgentEvent] = GroupCommit(self._store_and_send)
@@ -143,7 +148,18 @@ class EventPublisher:
         self, batch: Sequence[_Emission]
     ) -> Sequence[AgentEvent | EmitFailure]:
         """One transaction for the batch (refusing the events of runs that already
-        failed), then each stored event handed out, in order."""
+        failed), then each stored event handed out, in order. Its span (``store_events``)
+        is the root of a trace of its own, linked to the span each event was emitted in."""
+        # One link per span (a run's events of one batch were mostly emitted in the same).
+        emitted_in = {(e.emitted_in.span_id, e.emitted_in.trace_id): e.emitted_in for e in batch}
+        with self._tracer.start_as_current_span(
+            "store_events",
+            links=[Link(context) for context in emitted_in.values() if context.is_valid],
+            attributes={"vigil.batch.events": len(batch)},
+        ):
+            return await self._store_batch(batch)
+
+    async def _store_batch(self, batch: Sequence[_Emission]) -> Sequence[AgentEvent | EmitFailure]:
         outcomes: list[AgentEvent | EmitFailure | None] = [None] * len(batch)
         live: list[int] = []
         for index, emission in enumerate(batch):

@@ -13,6 +13,7 @@ Batches are stored one after the other, by one task, in the order items were sub
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -45,7 +46,11 @@ class GroupCommit(Generic[Item, Result]):
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, future))
         if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush(), name="group-commit")
+            # A context of its own: the batches belong to no one caller (not to the trace
+            # or the log context of whichever caller happened to start the task).
+            self._flusher = asyncio.create_task(
+                self._flush(), name="group-commit", context=contextvars.Context()
+            )
         return future
 
     async def _flush(self) -> None:
