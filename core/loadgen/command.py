@@ -25,6 +25,15 @@ def loadgen(  # noqa: PLR0917 - typer: one parameter per option
     timeout: Annotated[
         float, typer.Option("--timeout", min=0.1, help="Seconds to wait for a run's next frame.")
     ] = 30.0,
+    think: Annotated[
+        float,
+        typer.Option(
+            "--think",
+            min=0.0,
+            help="Mean seconds a user pauses before each chat (uniform from 0 to twice it); "
+            "0 sends each chat as soon as the last one completed.",
+        ),
+    ] = 0.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Load the backend with simulated chat users (tokens signed with the VIGIL_JWT_* settings)."""
@@ -53,7 +62,7 @@ def loadgen(  # noqa: PLR0917 - typer: one parameter per option
         raise typer.Exit(2)
     spec = LoadSpec(
         ws_url=url, users=users, runs_per_user=runs, duration_s=duration, text=text,
-        run_timeout_s=timeout,
+        run_timeout_s=timeout, think_s=think,
     )  # fmt: skip
     recorder = Recorder()
     progress = Progress(

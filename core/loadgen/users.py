@@ -1,5 +1,5 @@
 """Simulated chat users: each opens one connection with the project's client and runs chats
-back to back on one thread, reporting what it sees to a ``Recorder``.
+on one thread, back to back or after a think time, reporting what it sees to a ``Recorder``.
 
 A user stops after its runs, at the deadline, or when its connection is lost (counted as an
 error of kind ``connection_lost``); it never retries behind the recorder's back.
@@ -8,6 +8,7 @@ error of kind ``connection_lost``); it never retries behind the recorder's back.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,9 @@ class LoadSpec:
     duration_s: float | None = None
     text: str = DEFAULT_TEXT
     run_timeout_s: float = 30.0
+    # Mean pause before each of a user's chats (drawn uniformly from 0 to twice this): a
+    # user reading the answer, not a client firing back to back. 0 saturates the backend.
+    think_s: float = 0.0
     # Handshakes in flight at once: a thousand users do not all knock in the same millisecond.
     connect_concurrency: int = 50
     user_prefix: str = "loadgen"
@@ -85,6 +89,11 @@ async def _user(
     try:
         thread_id: str | None = None
         for _ in range(spec.runs_per_user):
+            if spec.think_s:
+                pause = random.uniform(0, 2 * spec.think_s)  # noqa: S311 - a load's shape
+                if deadline is not None:
+                    pause = min(pause, max(0.0, deadline - time.monotonic()))
+                await asyncio.sleep(pause)
             if deadline is not None and time.monotonic() >= deadline:
                 return
             try:

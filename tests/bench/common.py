@@ -110,11 +110,13 @@ def rss_bytes(pid: int) -> int:
 LOADGEN = "vigil loadgen --url {url} --users {users} --runs {runs} --json"
 
 
-def run_loadgen(ws_url: str, users: int, runs: int, timeout_s: float = 600) -> dict[str, Any]:
+def run_loadgen(
+    ws_url: str, users: int, runs: int, timeout_s: float = 600, think_s: float = 0.0
+) -> dict[str, Any]:
     """`vigil loadgen` in its own process (so the load's cost is not the backend's); its
     JSON summary."""
     command = [sys.executable, "-m", "core", "loadgen", "--url", ws_url, "--users", str(users)]
-    command += ["--runs", str(runs), "--json", "--timeout", "120"]
+    command += ["--runs", str(runs), "--json", "--timeout", "120", "--think", str(think_s)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, check=False)
     if not done.stdout.strip():
         raise RuntimeError(f"loadgen printed nothing (exit {done.returncode}): {done.stderr}")

@@ -100,8 +100,8 @@ reported as missed.
 Knobs: `VIGIL_BENCH_SCALE` (default 1) scales the run counts, `VIGIL_BENCH_SECONDS` the
 sidecar bench's window, `VIGIL_SOAK_SECONDS` the soak; one bench alone:
 `.venv/bin/python -m pytest tests/bench/test_resume.py -m bench -s --timeout=1800`. The load
-generator used for the session figures is `vigil loadgen --users N --runs M [--duration S]
-[--json]` against any running backend.
+generator used for the session figures is `vigil loadgen --users N --runs M [--think S]
+[--duration S] [--json]` against any running backend.
 """
 
 

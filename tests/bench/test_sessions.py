@@ -14,7 +14,9 @@ from tests.bench.report import Figure, record
 
 pytestmark = pytest.mark.bench
 
-SIZES = ((100, scaled(5)), (1000, scaled(1)))
+# (users, runs each, think time s): back to back (the backend saturated, so latency is the
+# queue: users / throughput), and users pausing about 5 s before each chat, as people do.
+SIZES = ((100, scaled(5), 0.0), (100, scaled(5), 5.0), (1000, scaled(1), 0.0))
 P99_TARGET_MS = 50.0
 
 
@@ -22,9 +24,9 @@ def measure(database: str, url: str) -> list[Figure]:
     figures: list[Figure] = []
     with backend(url, VIGIL_MAX_RUNS_TOTAL="2000") as vigil:
         run_loadgen(vigil.ws_url, 10, 2)  # warm-up
-        for users, runs in SIZES:
+        for users, runs, think_s in SIZES:
             before = cpu_seconds(vigil.pid)
-            summary = run_loadgen(vigil.ws_url, users, runs)
+            summary = run_loadgen(vigil.ws_url, users, runs, think_s=think_s)
             cpu_s = cpu_seconds(vigil.pid) - before
             print(database, json.dumps(summary, indent=2))
             latency = summary["run_latency_ms"]
@@ -32,6 +34,8 @@ def measure(database: str, url: str) -> list[Figure]:
             p99 = latency["p99"]
             target = users == 100
             at = f"{database}, {users} users x {runs} runs"
+            if think_s:
+                at += f", thinking {think_s:g} s"
             figures += [
                 Figure(f"{at}: runs completed / not / errors",
                        f"{done} / {summary['runs_not_completed']} / "
@@ -54,7 +58,10 @@ def measure(database: str, url: str) -> list[Figure]:
 
 def test_concurrent_chat_sessions(sqlite_url, postgres_session_url):
     figures = measure("SQLite", sqlite_url) + measure("PostgreSQL", postgres_session_url)
-    commands = [LOADGEN.format(url="URL", users=users, runs=runs) for users, runs in SIZES]
+    commands = [
+        LOADGEN.format(url="URL", users=users, runs=runs) + (f" --think {t:g}" if t else "")
+        for users, runs, t in SIZES
+    ]
     record(
         "sessions",
         "2. Concurrent chat sessions on the offline model",
@@ -62,7 +69,8 @@ def test_concurrent_chat_sessions(sqlite_url, postgres_session_url):
         figures,
         notes="Backend: `vigil serve`, VIGIL_MAX_RUNS_TOTAL=2000 (the default 500 would refuse "
         "part of 1,000 simultaneous runs) and the frame rate limit raised; everything else "
-        "default (run timeout 30 s). Each user runs its chats one after another on one thread. "
+        "default (run timeout 30 s). Each user runs its chats one after another on one thread, "
+        "back to back or pausing before each (uniformly 0 to 10 s with --think 5). "
         "The load generator runs in its own process on the same two cores, so it competes with "
         "the backend. SQLite is the embedded default (one pooled connection serialises every "
         "write); PostgreSQL is the machine's server, a fresh migrated database.",

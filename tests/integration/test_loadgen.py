@@ -50,3 +50,12 @@ def test_loadgen_stops_starting_runs_at_the_duration(live_backend: BackendProces
     summary = json.loads(done.stdout)
     assert 0 < summary["runs_completed"] < 200_000
     assert summary["errors"] == {}
+
+
+def test_loadgen_users_can_think_between_their_chats(live_backend: BackendProcess):
+    command = [sys.executable, "-m", "core", "loadgen", "--users", "2", "--runs", "2"]
+    command += ["--url", live_backend.ws_url, "--json", "--think", "0.05"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert (summary["runs_completed"], summary["errors"]) == (4, {})
