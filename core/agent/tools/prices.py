@@ -63,9 +63,8 @@ class PriceTable:
         """
         spans: list[tuple[int, int, str]] = []
         lowered = text.lower()
-        for alias, model in sorted(self._names(), key=lambda pair: -len(pair[0])):
-            pattern = rf"(?<![\w.-]){re.escape(alias)}(?![\w-]|\.\d)"
-            for match in re.finditer(pattern, lowered):
+        for pattern, model in _name_patterns(self):
+            for match in pattern.finditer(lowered):
                 start, end = match.span()
                 if all(end <= s or start >= e for s, e, _ in spans):
                     spans.append((start, end, model))
@@ -97,3 +96,14 @@ def load_price_table() -> PriceTable:
         for entry in raw["models"]
     )
     return PriceTable(as_of=raw["as_of"], note=raw["note"], models=models)
+
+
+@cache
+def _name_patterns(table: PriceTable) -> tuple[tuple[re.Pattern[str], str], ...]:
+    """Each name and alias as a compiled pattern, longest first (built once per table: the
+    offline agent looks for model names in every message)."""
+    names = sorted(table._names(), key=lambda pair: -len(pair[0]))  # noqa: SLF001 - same module
+    return tuple(
+        (re.compile(rf"(?<![\w.-]){re.escape(alias)}(?![\w-]|\.\d)"), model)
+        for alias, model in names
+    )
