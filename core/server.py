@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from types import FrameType
 
 import uvicorn
+from fastapi import FastAPI
 
 from core.app import create_app
 from core.drain import drain
@@ -71,15 +72,22 @@ class DrainingServer(uvicorn.Server):
             self.should_exit = True
 
 
-def uvicorn_config(settings: Settings) -> uvicorn.Config:
+def uvicorn_config(
+    settings: Settings, app: FastAPI | None = None, *, port: int | None = None
+) -> uvicorn.Config:
+    """How the backend runs under uvicorn; the tests' in-process servers pass their own app
+    (and port 0), so they speak WebSocket exactly as the real process does."""
     return uvicorn.Config(
-        create_app(settings),
+        app if app is not None else create_app(settings),
         host=settings.host,
-        port=settings.port,
-        # wsproto answers a refused handshake cleanly (websockets-sansio logs a spurious error).
+        port=settings.port if port is None else port,
+        # wsproto answers a refused handshake cleanly (websockets-sansio logs a spurious error),
+        # and of uvicorn's three it holds the least per idle connection (docs/benchmarks.md).
         ws="wsproto",
         # The transport refuses frames over the limit with close code 1009.
         ws_max_size=settings.max_frame_bytes,
+        # Accepted only when enabled (off by default: see Settings.ws_per_message_deflate).
+        ws_per_message_deflate=settings.ws_per_message_deflate,
         # Heartbeats are the protocol's own ping/pong frames, measured by the app.
         ws_ping_interval=None,
         lifespan="on",

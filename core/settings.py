@@ -116,6 +116,9 @@ class Settings(TokenSettings):
     # Connections.
     heartbeat_interval_s: float = Field(default=15.0, gt=0)
     max_frame_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Off: frames are small JSON, and each connection's deflate contexts (compress and
+    # decompress) hold about 100 KB of memory for as long as it stays open.
+    ws_per_message_deflate: bool = False
     max_text_chars: int = Field(default=8000, ge=1)
     rate_limit_per_s: float = Field(default=20.0, gt=0)
     rate_limit_burst: int = Field(default=40, ge=1)
