@@ -53,6 +53,10 @@ from core.ws.hub import Hub
 
 log = get_logger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
+# Regular expressions searched in each request's URL. WebSockets (``ws://`` or ``wss://``)
+# are traced by their own handshake span (core.ws.endpoint): the instrumentation's span would
+# stay open, with its attributes, for each connection's whole life.
+UNTRACED_URLS = ("metrics", "healthz", "readyz", "static", "^wss?://")
 
 
 def build_services(
@@ -188,7 +192,9 @@ def create_app(
     app = FastAPI(title="Vigil", version="0.1.0", lifespan=lifespan)
     app.state.services = services
     app.include_router(router)
-    app.add_api_websocket_route("/ws", websocket_endpoint)
+    # A plain Starlette route: the endpoint takes no dependencies, and FastAPI's websocket
+    # route would keep two exit stacks and its solved dependencies for each connection's life.
+    app.router.add_websocket_route("/ws", websocket_endpoint)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/", include_in_schema=False)
@@ -214,6 +220,6 @@ def create_app(
         app,
         tracer_provider=services.tracer_provider,
         exclude_spans=["receive", "send"],
-        excluded_urls="metrics,healthz,readyz,static",
+        excluded_urls=",".join(UNTRACED_URLS),
     )
     return app

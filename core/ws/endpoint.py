@@ -1,5 +1,8 @@
 """``GET /ws``: authenticate before accepting, say ``connection_ready`` first, then read
-frames (each bad one answered with an ``error`` frame) while a writer task sends."""
+frames (each bad one answered with an ``error`` frame) while the connection's writer sends.
+
+An idle connection costs a task (this one, reading), a heartbeat timer and an expiry timer;
+its span is the handshake's, ended once the socket is accepted (see ``_handshake``)."""
 
 from __future__ import annotations
 
@@ -8,11 +11,11 @@ import contextlib
 import time
 import uuid
 
-from opentelemetry import trace
-from opentelemetry.trace import StatusCode
+from opentelemetry import propagate, trace
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, StatusCode
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from core.auth import AuthRefusal
+from core.auth import AuthRefusal, Identity
 from core.protocol import (
     SUBPROTOCOL,
     AckFrame,
@@ -37,20 +40,41 @@ log = get_logger(__name__)
 
 # A client that keeps sending this many frames past its limit is closed with 4429.
 RATE_LIMIT_CLOSE_AFTER = 200
+# After the read loop ends, how long the writer may take to send the close.
+CLOSE_WAIT_S = 5.0
 
 
 async def websocket_endpoint(websocket: WebSocket) -> None:
     services: Services = websocket.app.state.services
     request_id = websocket.headers.get("x-request-id") or uuid.uuid4().hex
-    connection_span = trace.get_current_span().get_span_context()
-    with services.tracer.start_as_current_span("ws.handshake") as span:
+    accepted = await _handshake(services, websocket, request_id)
+    if accepted is None:
+        return
+    identity, span = accepted
+    # The connection's log lines and statements stay in the handshake's trace.
+    with trace.use_span(NonRecordingSpan(span)):
+        await _serve(services, websocket, identity, request_id, span)
+
+
+async def _handshake(
+    services: Services, websocket: WebSocket, request_id: str
+) -> tuple[Identity, SpanContext] | None:
+    """Authorize and accept, in the connection's span: it continues a ``traceparent`` the
+    client sent, and ends here rather than with the connection (a span open for hours would
+    hold its attributes all that time). Runs started on the connection link to it. The
+    identity and the span, or None when the handshake was refused."""
+    parent = propagate.extract(websocket.headers)
+    with services.tracer.start_as_current_span(
+        "ws.handshake", context=parent, kind=SpanKind.SERVER
+    ) as span:
         span.set_attribute("vigil.request_id", request_id)
         try:
             identity = await authorize(services, websocket)
         except AuthRefusal as refusal:
+            span.set_attribute("http.response.status_code", refusal.status)
             span.set_status(StatusCode.ERROR, refusal.reason)
             await refuse(services, websocket, refusal, request_id)
-            return
+            return None
         span.set_attribute("enduser.id", identity.user_id)
         # ``authorize`` reserved a connection slot: the connection takes it over below, or
         # a failed accept gives it back.
@@ -59,7 +83,16 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         except BaseException:  # noqa: BLE001 - gives the reserved slot back, then re-raises
             services.hub.release(identity.user_id)
             raise
+        return identity, span.get_span_context()
 
+
+async def _serve(
+    services: Services,
+    websocket: WebSocket,
+    identity: Identity,
+    request_id: str,
+    span: SpanContext,
+) -> None:
     settings = services.settings
     metrics = services.metrics
     connection = Connection(
@@ -89,13 +122,9 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         connection,
         heartbeat,
         request_id=request_id,
-        connection_span=connection_span if connection_span.is_valid else None,
+        connection_span=span if span.is_valid else None,
     )
-    tasks = [
-        asyncio.create_task(connection.run_writer()),
-        asyncio.create_task(heartbeat.run()),
-        asyncio.create_task(_read_frames(services, connection, handlers)),
-    ]
+    heartbeat.start()
     # The session lasts as long as its token: at ``exp`` it is closed 4401 (the client
     # refreshes the token, reconnects and resumes).
     expiry = asyncio.get_running_loop().call_later(
@@ -104,16 +133,16 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         CloseCode.TOKEN_EXPIRED,
     )
     try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        with connection.reading():
+            await _read_frames(services, connection, handlers)
     finally:
         expiry.cancel()
+        heartbeat.stop()
         services.hub.remove(connection)
         handlers.resumes.close()
-        for task in tasks[1:]:
-            task.cancel()
         connection.request_close(connection.close_code or CloseCode.NORMAL)
         with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait(tasks, timeout=5)
+            await connection.wait_closed(CLOSE_WAIT_S)
         metrics.ws_active.dec()
         metrics.ws_disconnects.labels(str(connection.close_code)).inc()
         log.info("connection_closed", connection_id=connection.id, code=connection.close_code)

@@ -1,5 +1,8 @@
 """Server pings: a ``ping`` every interval, the ``pong`` round trip measured, and a
-connection that stops answering closed with 4408 so its resources are freed."""
+connection that stops answering closed with 4408 so its resources are freed.
+
+Each ping is a timer callback on the event loop, not a task asleep between pings: an idle
+connection holds one timer handle instead of a task, its coroutine and its sleep."""
 
 from __future__ import annotations
 
@@ -20,16 +23,28 @@ class Heartbeat:
         self._interval_s = interval_s
         self._rtt = rtt
         self._outstanding: dict[float, float] = {}
+        self._timer: asyncio.TimerHandle | None = None
 
-    async def run(self) -> None:
-        while self._connection.close_code is None:
-            await asyncio.sleep(self._interval_s)
-            if len(self._outstanding) >= MISSED_PONGS_BEFORE_CLOSE:
-                self._connection.request_close(CloseCode.HEARTBEAT_TIMEOUT)
-                return
-            ts = round(time.time(), 6)
-            self._outstanding[ts] = time.perf_counter()
-            self._connection.send_frame(Ping(ts=ts))
+    def start(self) -> None:
+        """The first ping goes out one interval from now (call on the event loop)."""
+        self._timer = asyncio.get_running_loop().call_later(self._interval_s, self._beat)
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _beat(self) -> None:
+        self._timer = None
+        if self._connection.close_code is not None:
+            return
+        if len(self._outstanding) >= MISSED_PONGS_BEFORE_CLOSE:
+            self._connection.request_close(CloseCode.HEARTBEAT_TIMEOUT)
+            return
+        ts = round(time.time(), 6)
+        self._outstanding[ts] = time.perf_counter()
+        self._connection.send_frame(Ping(ts=ts))
+        self.start()
 
     def pong(self, ts: object) -> None:
         if not isinstance(ts, int | float):

@@ -2,9 +2,11 @@
 
 import json
 
-from opentelemetry.trace import format_trace_id
+from opentelemetry.trace import SpanKind, format_trace_id
+from websockets.asyncio.client import connect
 
 from core.client import VigilClient
+from core.protocol import SUBPROTOCOL
 from tests.integration.runs import eventually
 
 
@@ -39,7 +41,8 @@ async def test_a_run_is_the_root_of_its_own_trace_with_a_span_per_phase(live_ser
     assert chat.attributes["gen_ai.usage.input_tokens"] > 0
     tool = next(s for s in in_run if s.name == "execute_tool calculator")
     assert tool.attributes["gen_ai.tool.name"] == "calculator"
-    assert any(s.name == "ws.handshake" for s in spans)
+    handshake = next(s for s in spans if s.name == "ws.handshake")
+    assert root.links[0].context.span_id == handshake.context.span_id
     # Its events are stored in batches shared with other runs: each batch is a trace of its
     # own, linked to the spans its events were emitted in.
     batches = {
@@ -53,6 +56,30 @@ async def test_a_run_is_the_root_of_its_own_trace_with_a_span_per_phase(live_ser
     ]
     assert any(s.attributes["db.statement"].startswith("UPDATE threads") for s in statements)
     assert not any(s.name.endswith(("receive", "send")) for s in spans), "no span per message"
+
+
+async def test_a_connections_span_is_its_handshake_which_continues_the_clients_trace(
+    live_server,
+):
+    client_trace, client_span = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+    async with connect(
+        live_server.ws_url,
+        subprotocols=[SUBPROTOCOL, f"bearer.{live_server.token('alice')}"],  # type: ignore[list-item]
+        additional_headers={"traceparent": f"00-{client_trace}-{client_span}-01"},
+    ) as websocket:
+        ready = json.loads(await websocket.recv())
+        # Ended once accepted, while the connection stays open.
+        [handshake] = [
+            s for s in live_server.spans.get_finished_spans() if s.name == "ws.handshake"
+        ]
+    assert handshake.kind == SpanKind.SERVER
+    assert format_trace_id(handshake.context.trace_id) == client_trace
+    assert handshake.parent is not None and handshake.parent.span_id == int(client_span, 16)
+    assert handshake.attributes["enduser.id"] == "alice"
+    lines = [json.loads(line) for line in live_server.logs.getvalue().splitlines() if line]
+    opened = next(line for line in lines if line["event"] == "connection_opened")
+    assert opened["connection_id"] == ready["connection_id"]
+    assert opened["trace_id"] == client_trace
 
 
 async def test_a_run_moves_the_metric_samples_it_should(live_server):

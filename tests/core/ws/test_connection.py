@@ -10,10 +10,22 @@ from typing import Any, cast
 from starlette.websockets import WebSocket
 
 from core.delivery.resume import ReplayMerge
-from core.protocol import AgentEvent, CloseCode
+from core.protocol import AgentEvent, CloseCode, Ping
 from core.telemetry.metrics import Metrics
 from core.ws.connection import Connection
 from tests.core.ws.sockets import RecordingSocket
+
+
+class GatedSocket(RecordingSocket):
+    """A peer that reads nothing until its gate opens."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def send_text(self, text: str) -> None:
+        await self.gate.wait()
+        await super().send_text(text)
 
 
 class StuckSocket(RecordingSocket):
@@ -55,7 +67,7 @@ def event(seq: int, text: str = "") -> AgentEvent:
 
 async def drained(conn: Connection) -> list[dict[str, Any]]:
     conn.request_close(1000)
-    await conn.run_writer()
+    await conn.wait_closed()
     return cast(RecordingSocket, conn.websocket).sent
 
 
@@ -133,25 +145,52 @@ async def test_a_close_the_peer_never_lets_through_is_abandoned_and_the_writer_e
     conn, _ = make(StuckSocket(), grace=0.01)
     conn.follow("t")
     conn.send_event(event(1), "alice")
-    writer = asyncio.create_task(conn.run_writer())
     await asyncio.sleep(0)  # the writer is now stuck in its first send
     conn.request_close(4408)
-    await asyncio.wait_for(writer, 5)
-    assert conn.abandoned and conn.closed.is_set()
+    await asyncio.wait_for(conn.wait_closed(), 5)
+    assert conn.abandoned and conn.closed
+
+
+async def test_the_read_loop_ends_once_the_writer_is_done_closing():
+    conn, _ = make(StuckSocket(), grace=0.01)
+    stopped = asyncio.Event()
+
+    async def read_forever() -> None:
+        with conn.reading():
+            await asyncio.Event().wait()  # a peer that never sends again
+        stopped.set()
+
+    reader = asyncio.create_task(read_forever())
+    await asyncio.sleep(0)
+    conn.request_close(4408)  # the peer never lets the close through either
+    await asyncio.wait_for(reader, 5)
+    assert stopped.is_set() and not reader.cancelled()
+
+
+async def test_an_idle_connection_holds_no_writer_and_no_queue():
+    conn, _ = make(RecordingSocket())
+    conn.send_frame(Ping(ts=1.0))
+    assert conn.queued_bytes > 0
+    while conn.queued_bytes:
+        await asyncio.sleep(0)
+    await asyncio.sleep(0)  # the writer ends once the queue is empty
+    assert not conn.writing
+    conn.send_frame(Ping(ts=2.0))  # the next frame starts another writer
+    assert [frame.get("ts") for frame in await drained(conn)] == [1.0, 2.0, None]
 
 
 async def test_a_replay_waits_for_room_while_the_queue_is_over_half_full():
-    conn, _ = make(RecordingSocket(), max_queue_bytes=64 * 1024)
+    socket = GatedSocket()
+    conn, _ = make(socket, max_queue_bytes=64 * 1024)
     conn.follow("t")
-    while conn.queued_bytes <= 32 * 1024:
+    while conn.queued_bytes <= 40 * 1024:  # over half even with one frame in flight
         conn.send_replayed(event(1, "x" * 4000))
     waiting = asyncio.create_task(conn.room())
     await asyncio.sleep(0)
     assert not waiting.done()
-    writer = asyncio.create_task(conn.run_writer())  # the client reads: the queue drains
+    socket.gate.set()  # the client reads: the queue drains
     assert await asyncio.wait_for(waiting, 5) is True
-    conn.request_close(1000)
-    await writer
+    await drained(conn)
 
 
 async def test_a_replay_waiting_for_room_stops_when_the_connection_closes():

@@ -45,7 +45,7 @@ def connection(user: str, metrics: Metrics, *follows: str) -> Connection:
 async def sent_seqs(conn: Connection) -> list[int]:
     """Everything the connection was given, as its writer sends it."""
     conn.request_close(1000)
-    await conn.run_writer()
+    await conn.wait_closed()
     socket = cast(RecordingSocket, conn.websocket)
     return [frame["seq"] for frame in socket.sent if "seq" in frame]
 
