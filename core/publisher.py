@@ -31,13 +31,20 @@ from core.db.records import RunNotFound, RunTakenOver, ThreadNotFound
 from core.db.repository import AppendOutcome, NewEvent, Repository, RunResult
 from core.eventlog.base import EventLog
 from core.protocol import AgentEvent, EventType, utc_now
+from core.telemetry.logging import get_logger
 from core.ws.delivery import Deliveries
+
+log = get_logger(__name__)
 
 # Failures that one event can cause on its own (a constraint, a bad value): a batch they
 # fail is stored again event by event, so only the culprit fails. Any other failure (the
 # database is away, out of connections, locked) fails every event of the batch alike.
 ONE_EVENTS_FAULT = frozenset({"integrity_violation", "data_error"})
 EmitFailure = DatabaseError | RunTakenOver | RunNotFound | ThreadNotFound
+# Failures of a transaction that lost to a concurrent one: the same batch, tried again, can
+# succeed. Tried after these waits, then given up (the batch's events fail).
+CONFLICTS = frozenset({"deadlock", "serialization_failure"})
+CONFLICT_RETRY_WAITS_S = (0.01, 0.05, 0.25)
 
 
 @dataclass
@@ -170,7 +177,7 @@ class EventPublisher:
                 outcomes[index] = failure
         stored: Sequence[AppendOutcome | DatabaseError]
         try:
-            stored = await self._repository.append_events([batch[i].new_event() for i in live])
+            stored = await self._append([batch[i].new_event() for i in live])
         except DatabaseError as exc:
             if len(live) > 1 and exc.category in ONE_EVENTS_FAULT:
                 for index in live:
@@ -181,13 +188,27 @@ class EventPublisher:
             outcomes[index] = await self._settle(batch[index], outcome)
         return _answered(outcomes)
 
+    async def _append(self, events: list[NewEvent]) -> list[AppendOutcome]:
+        """``append_events``, tried again after a conflict with another transaction (a
+        deadlock, a serialization failure), which a retry resolves: failing the batch
+        would fail every run it carries."""
+        for wait in CONFLICT_RETRY_WAITS_S:
+            try:
+                return await self._repository.append_events(events)
+            except DatabaseError as exc:
+                if exc.category not in CONFLICTS:
+                    raise
+                log.warning("event_batch_retrying", category=exc.category, events=len(events))
+                await asyncio.sleep(wait)
+        return await self._repository.append_events(events)
+
     async def _store_alone(self, emission: _Emission) -> AgentEvent | EmitFailure:
         failure = None if emission.ending else self._failed.get(emission.ctx.run_id)
         if failure is not None:
             return failure  # an earlier event of this run in the batch was the culprit
         outcome: AppendOutcome | DatabaseError
         try:
-            (outcome,) = await self._repository.append_events([emission.new_event()])
+            (outcome,) = await self._append([emission.new_event()])
         except DatabaseError as exc:
             outcome = exc
         return await self._settle(emission, outcome)

@@ -45,10 +45,19 @@ class LeaseRepository:
 
     async def renew(self, replica_id: str, expires_at: datetime) -> list[str]:
         """Extend the lease of every running run of this replica; returns their ids."""
+        # The rows are locked in id order, the order a batch of events locks its runs in
+        # (Repository.append_events): locked in scan order, a renewal and a batch could
+        # each hold a run the other waits for (PostgreSQL reports a deadlock).
+        ours = (
+            select(Run.id)
+            .where(Run.replica_id == replica_id, Run.status == "running")
+            .order_by(Run.id)
+            .with_for_update()
+        )
         async with self._db.session("renew_leases", write=True) as session:
             rows = await session.scalars(
                 update(Run)
-                .where(Run.replica_id == replica_id, Run.status == "running")
+                .where(Run.id.in_(ours))
                 .values(lease_expires_at=expires_at)
                 .returning(Run.id)
                 .execution_options(**_NO_SYNC)
