@@ -175,6 +175,8 @@ class EventPublisher:
                 live.append(index)
             else:
                 outcomes[index] = failure
+        if not live:
+            return _answered(outcomes)
         stored: Sequence[AppendOutcome | DatabaseError]
         try:
             stored = await self._append([batch[i].new_event() for i in live])
