@@ -123,6 +123,9 @@ class EventPublisher:
         the run (a closing ``tool_completed``, ``agent_error``, ``agent_completed``) and is
         tried even after an earlier event of the run failed. ``result``: the run's record,
         stored in the event's own transaction (with its ``agent_completed``)."""
+        if result is not None and ctx.lease_holder is None:
+            # Checked here, not in the batch (where it would fail other runs' events too).
+            raise ValueError("an event that records its run's result needs its lease holder")
         # JSON now, in the run that made it: data that cannot be stored fails this run,
         # not the batch it would have shared with other runs' events.
         emission = _Emission(ctx, event_type, to_jsonable_python(data), ending, result)
