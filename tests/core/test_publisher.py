@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 from pydantic_core import PydanticSerializationError
-from sqlalchemy import update
+from sqlalchemy import make_url, update
 
 from core.agent.context import UserExecutionContext
 from core.db.models import Run
 from core.db.records import RunTakenOver
 from core.services import Services
+from tests.fixtures.databases import PostgresServer
 from tests.fixtures.servers import LiveServer
 
 
@@ -110,3 +111,45 @@ async def test_data_that_cannot_be_stored_fails_its_own_run_only(start_server: A
         services.publisher.submit(ctx, "tool_completed", {"result": object()})
     event = await services.publisher.emit(ctx, "agent_thinking", {"text": "fine", "step": 1})
     assert event.seq == 1
+
+
+@pytest.mark.postgres
+async def test_a_batch_that_loses_a_deadlock_is_tried_again_and_stored(
+    start_server: Any, postgres_session_url: str, postgres_server: PostgresServer
+) -> None:
+    """A real deadlock: the batch locks its runs in id order; another session holds the
+    higher run and then asks for the lower one. PostgreSQL aborts the batch (its session
+    looks for deadlocks first), which is tried again once the other session is done."""
+    server: LiveServer = await start_server(database_url=postgres_session_url)
+    services = server.services
+    runs = [await new_run(services, f"deadlock-{i}", "this-replica") for i in range(2)]
+    low, high = sorted(runs, key=lambda ctx: ctx.run_id)
+    database = make_url(postgres_session_url).database
+    other, watcher = (
+        await postgres_server.connect(database),
+        await postgres_server.connect(database),
+    )
+    try:
+        transaction = other.transaction()
+        await transaction.start()
+        # This session waits a minute before it looks for a deadlock: the batch is the victim.
+        await other.execute("SET LOCAL deadlock_timeout = '60s'")
+        await other.execute("SELECT 1 FROM runs WHERE id = $1 FOR UPDATE", high.run_id)
+        stored = [
+            services.publisher.submit(ctx, "agent_thinking", {"text": "t", "step": 1})
+            for ctx in (low, high)
+        ]
+        waiting = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'vigil' "
+        waiting += "AND wait_event_type = 'Lock'"
+        for _ in range(500):  # the batch holds the lower run and waits for the higher one
+            if await watcher.fetchval(waiting):
+                break
+            await asyncio.sleep(0.01)
+        await other.execute("SELECT 1 FROM runs WHERE id = $1 FOR UPDATE", low.run_id)
+        await transaction.commit()
+    finally:
+        await other.close()
+        await watcher.close()
+    events = await asyncio.gather(*stored)
+    assert [(event.run_id, event.seq) for event in events] == [(low.run_id, 1), (high.run_id, 1)]
+    assert "event_batch_retrying" in server.logs.getvalue()
