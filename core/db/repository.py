@@ -3,8 +3,14 @@
 Isolation: methods that take a ``user_id`` only ever return that user's rows; another
 user's thread looks exactly like a missing one.
 
-Methods that write open ``session(..., write=True)`` and write before they read: SQLite's
-deferred transaction then waits for the write lock instead of failing to upgrade a read.
+Methods that write open their transaction with ``write=True``, which queues this process's
+SQLite writers on one lock. Where they can, they write before they read: SQLite's deferred
+transaction then waits for the write lock instead of failing to upgrade a read. The fenced
+writes (``append_events``, ``finish_run``) read the run's lease first; on SQLite the queue
+makes that safe within one process, the only way SQLite is run.
+
+The hot paths (every event, every chat, every run's end) use Core statements built once,
+on a plain connection (``Database.transaction``); the rest use the ORM session.
 """
 
 from __future__ import annotations
