@@ -27,8 +27,15 @@ from pydantic_core import to_jsonable_python
 from core.agent.context import UserExecutionContext
 from core.db.errors import DatabaseError
 from core.db.group_commit import GroupCommit
-from core.db.records import RunNotFound, RunTakenOver, ThreadNotFound
-from core.db.repository import AppendOutcome, NewEvent, Repository, RunResult
+from core.db.records import (
+    AppendOutcome,
+    NewEvent,
+    RunNotFound,
+    RunResult,
+    RunTakenOver,
+    ThreadNotFound,
+)
+from core.db.repository import Repository
 from core.eventlog.base import EventLog
 from core.protocol import AgentEvent, EventType, utc_now
 from core.telemetry.logging import get_logger

@@ -29,8 +29,8 @@ from core.agent.tools.registry import ToolRegistry
 from core.agent.triage import triage
 from core.db.database import Database
 from core.db.errors import DatabaseError
-from core.db.records import RunTakenOver
-from core.db.repository import Repository, RunResult
+from core.db.records import RunResult, RunTakenOver
+from core.db.repository import Repository
 from core.protocol import EventType
 from core.publisher import EventPublisher
 from core.settings import Settings
@@ -405,16 +405,6 @@ class AgentRunner:
 
     async def _record(self, ctx: UserExecutionContext, result: RunResult) -> None:
         try:
-            await self._repository.finish_run(
-                ctx.run_id,
-                status=result.status,
-                duration_ms=result.duration_ms,
-                input_tokens=result.input_tokens,
-                output_tokens=result.output_tokens,
-                answer_text=result.answer_text,
-                error_category=result.error_category,
-                error_reason=result.error_reason,
-                lease_holder=ctx.lease_holder,
-            )
+            await self._repository.record_result(ctx.run_id, result, lease_holder=ctx.lease_holder)
         except DatabaseError as exc:
             log.error("run_record_failed", category=exc.category)

@@ -1,12 +1,17 @@
-"""Plain, frozen records the repository hands out: no ORM object ever leaves ``core.db``."""
+"""Plain, frozen records the repository hands out, and those it is handed: no ORM object
+ever leaves ``core.db``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from core.db.models import Event, Run, Thread
+from core.db.models import RUN_STATUSES, Event, Run, Thread
+
+BuildPayload = Callable[[int, str], dict[str, Any]]
+FINAL_STATUSES = RUN_STATUSES[1:]
 
 
 class ThreadNotFound(LookupError):
@@ -129,3 +134,55 @@ class UsageSummary:
     output_tokens: int
     mean_duration_ms: float | None
     p95_duration_ms: float | None
+
+
+# What ``append_events`` answers for each event: its (seq, epoch), or why it was refused.
+AppendOutcome = tuple[int, str] | ThreadNotFound | RunNotFound | RunTakenOver
+
+
+@dataclass(frozen=True)
+class Admission:
+    """A chat's run, its thread's epoch, and whether this admission created the run."""
+
+    run: RunRecord
+    epoch: str
+    created: bool
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How a run ended: what ``finish_run`` records, or an ``agent_completed`` carries
+    into its own transaction (``NewEvent.result``)."""
+
+    status: str
+    duration_ms: float
+    input_tokens: int = 0
+    output_tokens: int = 0
+    answer_text: str | None = None
+    error_category: str | None = None
+    error_reason: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in FINAL_STATUSES:
+            raise ValueError(f"not a final run status: {self.status!r}")
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to store: ``build(seq, epoch)`` makes its payload once the seq is known.
+    With ``result``, the run is recorded as ended in the same transaction (atomically:
+    the run's last event and its record are stored together or not at all)."""
+
+    thread_id: str
+    run_id: str
+    event_id: str
+    type: str
+    build: BuildPayload
+    created_at: datetime
+    lease_holder: str | None = None
+    result: RunResult | None = None
+
+    def __post_init__(self) -> None:
+        if self.result is not None and self.lease_holder is None:
+            # The fence is what makes sure the run exists and is still this holder's.
+            raise ValueError("an event that records its run's result needs its lease holder")

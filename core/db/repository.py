@@ -16,17 +16,17 @@ on a plain connection (``Database.transaction``); the rest use the ORM session.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from core.db import statements as sql
 from core.db.database import Database
 from core.db.models import (
-    RUN_STATUSES,
     Event,
     Message,
     Run,
@@ -37,9 +37,14 @@ from core.db.models import (
     utc_now,
 )
 from core.db.records import (
+    Admission,
+    AppendOutcome,
+    BuildPayload,
     EventRecord,
+    NewEvent,
     RunNotFound,
     RunRecord,
+    RunResult,
     RunTakenOver,
     ThreadNotFound,
     ThreadRecord,
@@ -47,98 +52,9 @@ from core.db.records import (
 )
 from core.db.usage import summarize_usage
 
-BuildPayload = Callable[[int, str], dict[str, Any]]
-FINAL_STATUSES = RUN_STATUSES[1:]
-# What ``append_events`` answers for each event: its (seq, epoch), or why it was refused.
-AppendOutcome = tuple[int, str] | ThreadNotFound | RunNotFound | RunTakenOver
-
-
-# The statements of every event, built once (SQLAlchemy then finds them in its cache).
-_BUMP_SEQ = (
-    update(Thread)
-    .where(Thread.id == bindparam("thread"))
-    .values(last_seq=Thread.last_seq + bindparam("count"), updated_at=bindparam("at"))
-    .returning(Thread.last_seq, Thread.epoch)
-)
-_LOCK_RUNS = (
-    select(Run.id, Run.replica_id)
-    .where(Run.id.in_(bindparam("runs", expanding=True)))
-    .order_by(Run.id)
-    .with_for_update()
-)
-_INSERT_EVENTS = insert(Event.__table__)  # type: ignore[arg-type]
-# The statements of every chat and every run's ending, built once with their parameters
-# (built per call, SQLAlchemy's coercion of each value cost more than the SQL itself).
-_INSERT_THREAD = insert(Thread.__table__)  # type: ignore[arg-type]
-_INSERT_MESSAGE = insert(Message.__table__)  # type: ignore[arg-type]
-_TOUCH_USERS_THREAD = (
-    update(Thread.__table__)  # type: ignore[arg-type]
-    .where(Thread.id == bindparam("b_thread"), Thread.user_id == bindparam("b_user"))
-    .values(updated_at=bindparam("b_at"))
-    .returning(Thread.epoch)
-)
-_TOUCH_THREAD = (
-    update(Thread.__table__)  # type: ignore[arg-type]
-    .where(Thread.id == bindparam("b_thread"))
-    .values(updated_at=bindparam("b_at"))
-)
-_FINISH_RUN = (
-    update(Run.__table__)  # type: ignore[arg-type]
-    .where(Run.id == bindparam("b_run"))
-    .returning(Run.thread_id, Run.user_id)
-)
-
 
 class _AlreadyAdmitted(Exception):
     """Inside ``admit_chat``: the chat started a run before; undo this transaction."""
-
-
-@dataclass(frozen=True)
-class Admission:
-    """A chat's run, its thread's epoch, and whether this admission created the run."""
-
-    run: RunRecord
-    epoch: str
-    created: bool
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """How a run ended: what ``finish_run`` records, or an ``agent_completed`` carries
-    into its own transaction (``NewEvent.result``)."""
-
-    status: str
-    duration_ms: float
-    input_tokens: int = 0
-    output_tokens: int = 0
-    answer_text: str | None = None
-    error_category: str | None = None
-    error_reason: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.status not in FINAL_STATUSES:
-            raise ValueError(f"not a final run status: {self.status!r}")
-
-
-@dataclass(frozen=True)
-class NewEvent:
-    """An event to store: ``build(seq, epoch)`` makes its payload once the seq is known.
-    With ``result``, the run is recorded as ended in the same transaction (atomically:
-    the run's last event and its record are stored together or not at all)."""
-
-    thread_id: str
-    run_id: str
-    event_id: str
-    type: str
-    build: BuildPayload
-    created_at: datetime
-    lease_holder: str | None = None
-    result: RunResult | None = None
-
-    def __post_init__(self) -> None:
-        if self.result is not None and self.lease_holder is None:
-            # The fence is what makes sure the run exists and is still this holder's.
-            raise ValueError("an event that records its run's result needs its lease holder")
 
 
 _NO_SYNC = {"synchronize_session": False}
@@ -282,11 +198,11 @@ class Repository:
             async with self._db.transaction("admit_run", write=True) as connection:
                 if thread_id is None:
                     thread = ThreadRecord(new_id(), user_id, new_epoch(), title, 0, now, now)
-                    await connection.execute(_INSERT_THREAD, asdict(thread))
+                    await connection.execute(sql.INSERT_THREAD, asdict(thread))
                     run["thread_id"], epoch = thread.id, thread.epoch
                 else:
                     owned = await connection.scalar(
-                        _TOUCH_USERS_THREAD,
+                        sql.TOUCH_USERS_THREAD,
                         {"b_thread": thread_id, "b_user": user_id, "b_at": now},
                     )
                     if owned is None:
@@ -298,7 +214,7 @@ class Repository:
                 message = self._message(
                     run["thread_id"], user_id, run_id, role="user", text=text, now=now
                 )
-                await connection.execute(_INSERT_MESSAGE, _columns(message))
+                await connection.execute(sql.INSERT_MESSAGE, _columns(message))
         except _AlreadyAdmitted:
             return await self._admitted(user_id, client_msg_id)
         record = RunRecord(
@@ -342,12 +258,18 @@ class Repository:
             error_category,
             error_reason,
         )
+        await self.record_result(run_id, result, lease_holder=lease_holder)
+
+    async def record_result(
+        self, run_id: str, result: RunResult, *, lease_holder: str | None = None
+    ) -> None:
+        """``finish_run`` with the run's end as one record."""
         now = self._clock()
         async with self._db.transaction("finish_run", write=True) as connection:
             if lease_holder is not None:
                 await self._check_lease(connection, run_id, lease_holder)
             thread_id = await self._record_result(connection, run_id, result, now)
-            await connection.execute(_TOUCH_THREAD, {"b_thread": thread_id, "b_at": now})
+            await connection.execute(sql.TOUCH_THREAD, {"b_thread": thread_id, "b_at": now})
 
     async def _record_result(
         self, connection: AsyncConnection, run_id: str, result: RunResult, now: datetime
@@ -363,7 +285,7 @@ class Repository:
             "error_category": result.error_category,
             "error_reason": result.error_reason,
         }
-        row = (await connection.execute(_FINISH_RUN, finished)).one_or_none()
+        row = (await connection.execute(sql.FINISH_RUN, finished)).one_or_none()
         if row is None:
             raise RunNotFound(run_id)
         thread_id, user_id = row
@@ -371,7 +293,7 @@ class Repository:
             answer = self._message(
                 thread_id, user_id, run_id, role="assistant", text=result.answer_text, now=now
             )
-            await connection.execute(_INSERT_MESSAGE, _columns(answer))
+            await connection.execute(sql.INSERT_MESSAGE, _columns(answer))
         return str(thread_id)
 
     async def append_event(
@@ -428,7 +350,7 @@ class Repository:
             for thread_id in sorted(by_thread):
                 indexes = by_thread[thread_id]
                 bumped = await connection.execute(
-                    _BUMP_SEQ,
+                    sql.BUMP_SEQ,
                     {
                         "thread": thread_id,
                         "count": len(indexes),
@@ -457,7 +379,7 @@ class Repository:
                         }
                     )
             if rows:
-                await connection.execute(_INSERT_EVENTS, rows)
+                await connection.execute(sql.INSERT_EVENTS, rows)
             for index, event in enumerate(events):
                 # A stored run's record; the fence has checked it exists and is ours.
                 if event.result is not None and not isinstance(outcomes[index], Exception):
@@ -476,29 +398,22 @@ class Repository:
         fenced = sorted({event.run_id for event in events if event.lease_holder is not None})
         if not fenced:
             return {}
-        result = await connection.execute(_LOCK_RUNS, {"runs": fenced})
-        holders = dict(result.tuples().all())
+        holders = await _lock_runs(connection, fenced)
         refused: dict[int, RunNotFound | RunTakenOver] = {}
         for index, event in enumerate(events):
-            if event.lease_holder is None:
-                continue
-            if event.run_id not in holders:
-                refused[index] = RunNotFound(event.run_id)
-                continue
-            holder = holders[event.run_id]
-            if holder is not None and holder != event.lease_holder:
-                refused[index] = RunTakenOver(event.run_id, holder)
+            if event.lease_holder is not None:
+                refusal = _lease_refusal(event.run_id, event.lease_holder, holders)
+                if refusal is not None:
+                    refused[index] = refusal
         return refused
 
     @staticmethod
     async def _check_lease(connection: AsyncConnection, run_id: str, holder: str) -> None:
         """Raise ``RunTakenOver`` unless ``holder`` holds the run's lease. The row is locked
         (PostgreSQL; SQLite's write lock covers it) so a concurrent claim waits for us."""
-        found = (await connection.execute(_LOCK_RUNS, {"runs": [run_id]})).one_or_none()
-        if found is None:
-            raise RunNotFound(run_id)
-        if found.replica_id is not None and found.replica_id != holder:
-            raise RunTakenOver(run_id, found.replica_id)
+        refusal = _lease_refusal(run_id, holder, await _lock_runs(connection, [run_id]))
+        if refusal is not None:
+            raise refusal
 
     async def list_events(
         self, user_id: str, thread_id: str, after_seq: int, limit: int
@@ -542,3 +457,21 @@ class Repository:
 def _columns(row: Any) -> dict[str, Any]:
     """An ORM object's column values, for a Core ``INSERT``."""
     return {column.key: getattr(row, column.key) for column in row.__table__.columns}
+
+
+async def _lock_runs(connection: AsyncConnection, run_ids: list[str]) -> dict[str, str | None]:
+    """The runs' lease holders, their rows locked in id order until commit."""
+    result = await connection.execute(sql.LOCK_RUNS, {"runs": run_ids})
+    return dict(result.tuples().all())
+
+
+def _lease_refusal(
+    run_id: str, holder: str, holders: dict[str, str | None]
+) -> RunNotFound | RunTakenOver | None:
+    """Why ``holder`` may not write to the run, or ``None`` while the lease is its own."""
+    if run_id not in holders:
+        return RunNotFound(run_id)
+    current = holders[run_id]
+    if current is not None and current != holder:
+        return RunTakenOver(run_id, current)
+    return None

@@ -7,10 +7,18 @@ import sys
 from tests.fixtures.servers import BackendProcess
 
 
+def loadgen(
+    backend: BackendProcess, *options: str, env: dict[str, str] | None = None, timeout_s: int = 60
+) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "core", "loadgen", "--url", backend.ws_url, "--json"]
+    return subprocess.run(
+        command + list(options), capture_output=True, text=True, timeout=timeout_s, check=False,
+        env=env,
+    )  # fmt: skip
+
+
 def test_loadgen_drives_concurrent_users_and_reports_json(live_backend: BackendProcess):
-    command = [sys.executable, "-m", "core", "loadgen", "--users", "4", "--runs", "3"]
-    command += ["--url", live_backend.ws_url, "--json", "--timeout", "20"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=90, check=False)
+    done = loadgen(live_backend, "--users", "4", "--runs", "3", "--timeout", "20", timeout_s=90)
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["users"] == 4
@@ -25,12 +33,8 @@ def test_loadgen_drives_concurrent_users_and_reports_json(live_backend: BackendP
 
 def test_loadgen_names_each_kind_of_error(live_backend: BackendProcess):
     """A backend that refuses every connection shows up as errors, not as silence."""
-    command = [sys.executable, "-m", "core", "loadgen", "--users", "2", "--runs", "1"]
-    command += ["--url", live_backend.ws_url, "--json"]
     env = {"VIGIL_JWT_SECRET": "a-different-secret-than-the-backend-uses-0123456789"}
-    done = subprocess.run(
-        command, capture_output=True, text=True, timeout=60, check=False, env=_env(env)
-    )
+    done = loadgen(live_backend, "--users", "2", "--runs", "1", env=_env(env))
     assert done.returncode == 1
     summary = json.loads(done.stdout)
     assert summary["errors"] == {"handshake_refused:invalid_signature": 2}
@@ -43,9 +47,7 @@ def _env(extra: dict[str, str]) -> dict[str, str]:
 
 
 def test_loadgen_stops_starting_runs_at_the_duration(live_backend: BackendProcess):
-    command = [sys.executable, "-m", "core", "loadgen", "--users", "2", "--runs", "100000"]
-    command += ["--url", live_backend.ws_url, "--json", "--duration", "1"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    done = loadgen(live_backend, "--users", "2", "--runs", "100000", "--duration", "1")
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert 0 < summary["runs_completed"] < 200_000
@@ -53,9 +55,7 @@ def test_loadgen_stops_starting_runs_at_the_duration(live_backend: BackendProces
 
 
 def test_loadgen_users_can_think_between_their_chats(live_backend: BackendProcess):
-    command = [sys.executable, "-m", "core", "loadgen", "--users", "2", "--runs", "2"]
-    command += ["--url", live_backend.ws_url, "--json", "--think", "0.05"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    done = loadgen(live_backend, "--users", "2", "--runs", "2", "--think", "0.05")
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert (summary["runs_completed"], summary["errors"]) == (4, {})

@@ -1,0 +1,41 @@
+"""The statements of the hot paths (every event, every chat, every run's end), built once
+with bind parameters: built per call, SQLAlchemy's coercion of each value cost more than the
+SQL itself. Executed on a Core connection (``Database.transaction``) by the repository."""
+
+from __future__ import annotations
+
+from sqlalchemy import bindparam, insert, select, update
+
+from core.db.models import Event, Message, Run, Thread
+
+BUMP_SEQ = (
+    update(Thread)
+    .where(Thread.id == bindparam("thread"))
+    .values(last_seq=Thread.last_seq + bindparam("count"), updated_at=bindparam("at"))
+    .returning(Thread.last_seq, Thread.epoch)
+)
+LOCK_RUNS = (
+    select(Run.id, Run.replica_id)
+    .where(Run.id.in_(bindparam("runs", expanding=True)))
+    .order_by(Run.id)
+    .with_for_update()
+)
+INSERT_EVENTS = insert(Event.__table__)  # type: ignore[arg-type]
+INSERT_THREAD = insert(Thread.__table__)  # type: ignore[arg-type]
+INSERT_MESSAGE = insert(Message.__table__)  # type: ignore[arg-type]
+TOUCH_USERS_THREAD = (
+    update(Thread.__table__)  # type: ignore[arg-type]
+    .where(Thread.id == bindparam("b_thread"), Thread.user_id == bindparam("b_user"))
+    .values(updated_at=bindparam("b_at"))
+    .returning(Thread.epoch)
+)
+TOUCH_THREAD = (
+    update(Thread.__table__)  # type: ignore[arg-type]
+    .where(Thread.id == bindparam("b_thread"))
+    .values(updated_at=bindparam("b_at"))
+)
+FINISH_RUN = (
+    update(Run.__table__)  # type: ignore[arg-type]
+    .where(Run.id == bindparam("b_run"))
+    .returning(Run.thread_id, Run.user_id)
+)
