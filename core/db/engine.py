@@ -1,18 +1,18 @@
-"""The one place an ``AsyncEngine`` is built, for the application and for migrations alike.
+"""The one place an engine is built, for the application and for migrations alike.
 
-SQLite (aiosqlite): every new connection gets WAL, foreign keys and a busy timeout, and the
-driver's own transaction handling is replaced by an explicit ``BEGIN`` (the recipe in
-SQLAlchemy's pysqlite notes), so reads and writes of one session share one transaction and DDL
-is transactional. PostgreSQL (asyncpg): the connect timeout, application name and an optional
-statement timeout are passed to the driver.
+SQLite (aiosqlite, and pysqlite for the writer thread): every new connection gets WAL,
+foreign keys and a busy timeout, and the driver's own transaction handling is replaced by an
+explicit ``BEGIN`` (the recipe in SQLAlchemy's pysqlite notes), so reads and writes of one
+session share one transaction and DDL is transactional. PostgreSQL (asyncpg): the connect
+timeout, application name and an optional statement timeout are passed to the driver.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
@@ -64,15 +64,25 @@ def build_engine(
     except (ArgumentError, NoSuchModuleError) as exc:
         raise ValueError(f"unsupported database URL ({exc})") from exc
     if backend == "sqlite":
-        _configure_sqlite(engine, busy_timeout_s, migrating=migrating)
+        _configure_sqlite(engine.sync_engine, busy_timeout_s, migrating=migrating)
     return engine
 
 
-def _configure_sqlite(engine: AsyncEngine, busy_timeout_s: float, *, migrating: bool) -> None:
+def build_sqlite_writer_engine(url: str, *, busy_timeout_s: float = 5.0) -> Engine:
+    """A synchronous engine (pysqlite) on the same SQLite file as ``url``, configured as the
+    async one, with one connection: the engine of ``Database``'s writer thread, which runs a
+    whole transaction per call instead of a round trip between threads per statement."""
+    parsed = parse_url(url).set(drivername="sqlite+pysqlite")
+    engine = create_engine(parsed, pool_size=1, max_overflow=0)
+    _configure_sqlite(engine, busy_timeout_s, migrating=False)
+    return engine
+
+
+def _configure_sqlite(engine: Engine, busy_timeout_s: float, *, migrating: bool) -> None:
     busy_timeout_ms = max(0, round(busy_timeout_s * 1000))
     begin = "BEGIN IMMEDIATE" if migrating else "BEGIN"
 
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the driver, decide where transactions begin (see _on_begin).
         dbapi_connection.isolation_level = None
@@ -90,9 +100,15 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_s: float, *, migrating: 
         finally:
             cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         # Deferred by default: a transaction takes the write lock at its first write.
         # Repository methods that write do so first, so they wait on busy_timeout instead of
-        # failing when a read lock cannot be upgraded.
-        connection.exec_driver_sql(begin)
+        # failing when a read lock cannot be upgraded. Issued on the driver's own cursor:
+        # through SQLAlchemy it would get a statement span, a third of a batch's spans for
+        # a statement that says nothing.
+        cursor = connection.connection.cursor()
+        try:
+            cursor.execute(begin)
+        finally:
+            cursor.close()

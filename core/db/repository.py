@@ -20,9 +20,8 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.db import statements as sql
 from core.db.database import Database
@@ -194,27 +193,30 @@ class Repository:
             "replica_id": replica_id,
             "lease_expires_at": lease_expires_at,
         }
-        try:
-            async with self._db.transaction("admit_run", write=True) as connection:
-                if thread_id is None:
-                    thread = ThreadRecord(new_id(), user_id, new_epoch(), title, 0, now, now)
-                    await connection.execute(sql.INSERT_THREAD, asdict(thread))
-                    run["thread_id"], epoch = thread.id, thread.epoch
-                else:
-                    owned = await connection.scalar(
-                        sql.TOUCH_USERS_THREAD,
-                        {"b_thread": thread_id, "b_user": user_id, "b_at": now},
-                    )
-                    if owned is None:
-                        raise ThreadNotFound(thread_id)
-                    epoch = owned
-                inserted = await connection.scalar(self._insert_run, run)
-                if inserted is None:
-                    raise _AlreadyAdmitted  # rolls back the new thread, if one was made
-                message = self._message(
-                    run["thread_id"], user_id, run_id, role="user", text=text, now=now
+
+        def admit(connection: Connection) -> str:
+            if thread_id is None:
+                thread = ThreadRecord(new_id(), user_id, new_epoch(), title, 0, now, now)
+                connection.execute(sql.INSERT_THREAD, asdict(thread))
+                run["thread_id"] = thread.id
+                epoch = thread.epoch
+            else:
+                owned = connection.scalar(
+                    sql.TOUCH_USERS_THREAD, {"b_thread": thread_id, "b_user": user_id, "b_at": now}
                 )
-                await connection.execute(sql.INSERT_MESSAGE, _columns(message))
+                if owned is None:
+                    raise ThreadNotFound(thread_id)
+                epoch = owned
+            if connection.scalar(self._insert_run, run) is None:
+                raise _AlreadyAdmitted  # rolls back the new thread, if one was made
+            message = self._message(
+                run["thread_id"], user_id, run_id, role="user", text=text, now=now
+            )
+            connection.execute(sql.INSERT_MESSAGE, _columns(message))
+            return str(epoch)
+
+        try:
+            epoch = await self._db.run_transaction("admit_run", admit, write=True)
         except _AlreadyAdmitted:
             return await self._admitted(user_id, client_msg_id)
         record = RunRecord(
@@ -265,14 +267,17 @@ class Repository:
     ) -> None:
         """``finish_run`` with the run's end as one record."""
         now = self._clock()
-        async with self._db.transaction("finish_run", write=True) as connection:
-            if lease_holder is not None:
-                await self._check_lease(connection, run_id, lease_holder)
-            thread_id = await self._record_result(connection, run_id, result, now)
-            await connection.execute(sql.TOUCH_THREAD, {"b_thread": thread_id, "b_at": now})
 
-    async def _record_result(
-        self, connection: AsyncConnection, run_id: str, result: RunResult, now: datetime
+        def record(connection: Connection) -> None:
+            if lease_holder is not None:
+                self._check_lease(connection, run_id, lease_holder)
+            thread_id = self._record_result(connection, run_id, result, now)
+            connection.execute(sql.TOUCH_THREAD, {"b_thread": thread_id, "b_at": now})
+
+        await self._db.run_transaction("finish_run", record, write=True)
+
+    def _record_result(
+        self, connection: Connection, run_id: str, result: RunResult, now: datetime
     ) -> str:
         """Record the run's end (and the assistant's answer); its thread's id."""
         finished = {
@@ -285,7 +290,7 @@ class Repository:
             "error_category": result.error_category,
             "error_reason": result.error_reason,
         }
-        row = (await connection.execute(sql.FINISH_RUN, finished)).one_or_none()
+        row = connection.execute(sql.FINISH_RUN, finished).one_or_none()
         if row is None:
             raise RunNotFound(run_id)
         thread_id, user_id = row
@@ -293,7 +298,7 @@ class Repository:
             answer = self._message(
                 thread_id, user_id, run_id, role="assistant", text=result.answer_text, now=now
             )
-            await connection.execute(sql.INSERT_MESSAGE, _columns(answer))
+            connection.execute(sql.INSERT_MESSAGE, _columns(answer))
         return str(thread_id)
 
     async def append_event(
@@ -337,9 +342,10 @@ class Repository:
         A database failure fails the whole transaction (``DatabaseError``), so the caller
         decides what to retry.
         """
-        outcomes: list[AppendOutcome | None] = [None] * len(events)
-        async with self._db.transaction("append_event", write=True) as connection:
-            refused = await self._fence(connection, events)
+
+        def store(connection: Connection) -> list[AppendOutcome]:
+            outcomes: list[AppendOutcome | None] = [None] * len(events)
+            refused = self._fence(connection, events)
             by_thread: dict[str, list[int]] = {}
             for index, event in enumerate(events):
                 if index in refused:
@@ -349,7 +355,7 @@ class Repository:
             rows: list[dict[str, Any]] = []
             for thread_id in sorted(by_thread):
                 indexes = by_thread[thread_id]
-                bumped = await connection.execute(
+                bumped = connection.execute(
                     sql.BUMP_SEQ,
                     {
                         "thread": thread_id,
@@ -379,26 +385,26 @@ class Repository:
                         }
                     )
             if rows:
-                await connection.execute(sql.INSERT_EVENTS, rows)
+                connection.execute(sql.INSERT_EVENTS, rows)
             for index, event in enumerate(events):
                 # A stored run's record; the fence has checked it exists and is ours.
                 if event.result is not None and not isinstance(outcomes[index], Exception):
-                    await self._record_result(
-                        connection, event.run_id, event.result, event.created_at
-                    )
-        assert all(outcome is not None for outcome in outcomes)  # every event was answered
-        return cast(list[AppendOutcome], outcomes)
+                    self._record_result(connection, event.run_id, event.result, event.created_at)
+            assert all(outcome is not None for outcome in outcomes)  # every event was answered
+            return cast(list[AppendOutcome], outcomes)
+
+        return await self._db.run_transaction("append_event", store, write=True)
 
     @staticmethod
-    async def _fence(
-        connection: AsyncConnection, events: Sequence[NewEvent]
+    def _fence(
+        connection: Connection, events: Sequence[NewEvent]
     ) -> dict[int, RunNotFound | RunTakenOver]:
         """The events (by index) whose run is missing or leased to another holder; the
         runs' rows stay locked until commit, so a concurrent claim waits for this batch."""
         fenced = sorted({event.run_id for event in events if event.lease_holder is not None})
         if not fenced:
             return {}
-        holders = await _lock_runs(connection, fenced)
+        holders = _lock_runs(connection, fenced)
         refused: dict[int, RunNotFound | RunTakenOver] = {}
         for index, event in enumerate(events):
             if event.lease_holder is not None:
@@ -408,10 +414,10 @@ class Repository:
         return refused
 
     @staticmethod
-    async def _check_lease(connection: AsyncConnection, run_id: str, holder: str) -> None:
+    def _check_lease(connection: Connection, run_id: str, holder: str) -> None:
         """Raise ``RunTakenOver`` unless ``holder`` holds the run's lease. The row is locked
         (PostgreSQL; SQLite's write lock covers it) so a concurrent claim waits for us."""
-        refusal = _lease_refusal(run_id, holder, await _lock_runs(connection, [run_id]))
+        refusal = _lease_refusal(run_id, holder, _lock_runs(connection, [run_id]))
         if refusal is not None:
             raise refusal
 
@@ -459,9 +465,9 @@ def _columns(row: Any) -> dict[str, Any]:
     return {column.key: getattr(row, column.key) for column in row.__table__.columns}
 
 
-async def _lock_runs(connection: AsyncConnection, run_ids: list[str]) -> dict[str, str | None]:
+def _lock_runs(connection: Connection, run_ids: list[str]) -> dict[str, str | None]:
     """The runs' lease holders, their rows locked in id order until commit."""
-    result = await connection.execute(sql.LOCK_RUNS, {"runs": run_ids})
+    result = connection.execute(sql.LOCK_RUNS, {"runs": run_ids})
     return dict(result.tuples().all())
 
 

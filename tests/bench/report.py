@@ -25,6 +25,7 @@ ORDER = (
     "resume",
     "sidecar",
     "soak",
+    "sqlite",
 )
 PACKAGES = (
     "vigil",

@@ -22,6 +22,10 @@ class WatchedStall(StallingProvider):
         return await super().complete(messages, tools)
 
 
+async def stored(repository, thread_id):
+    return await repository.list_events("alice", thread_id, 0, 100) or []
+
+
 async def test_a_run_taken_over_by_another_replica_stops_here_without_a_word_more(start_server):
     provider = WatchedStall()
     server = await start_server(provider_instance=provider)
@@ -29,7 +33,11 @@ async def test_a_run_taken_over_by_another_replica_stops_here_without_a_word_mor
     async with VigilClient.connect(server.ws_url, server.token("alice")) as client:
         accepted = await client.chat("What is 17 * 23?")
         await asyncio.wait_for(provider.called.wait(), 10)
-        before = await repository.list_events("alice", accepted["thread_id"], 0, 100)
+        # The run does not wait for its first events to be stored before the model call.
+        deadline = time.monotonic() + 10
+        while len(before := await stored(repository, accepted["thread_id"])) < 2:
+            assert time.monotonic() < deadline, f"agent_started, agent_thinking: {before}"
+            await asyncio.sleep(0.01)
         # Another replica's reaper claims the run, as it would once this one's lease expired.
         later = datetime.now(UTC) + timedelta(days=1)
         leases = LeaseRepository(server.services.database)
@@ -43,9 +51,9 @@ async def test_a_run_taken_over_by_another_replica_stops_here_without_a_word_mor
             assert time.monotonic() < deadline, "the run was never fenced"
             await asyncio.sleep(0.01)
 
-        after = await repository.list_events("alice", accepted["thread_id"], 0, 100)
-        assert [e.seq for e in after or []] == [e.seq for e in before or []]
-        assert before and before[0].type == "agent_started"
+        after = await stored(repository, accepted["thread_id"])
+        assert [e.seq for e in after] == [e.seq for e in before]
+        assert [e.type for e in before] == ["agent_started", "agent_thinking"]
         assert server.services.executor.running() == 0
         assert server.metric("vigil_runs_total", {"status": "completed"}) == 0
         assert '"event": "run_taken_over"' in server.logs.getvalue()
