@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import Connection, func, insert, select, text
 
 from core.db import migrate
 from core.db.database import Database
+from core.db.errors import DatabaseError
 from core.db.models import Thread
 from core.db.repository import Repository
 from tests.fixtures.databases import ErrorLog, OpenDatabase, PostgresServer, unique_name
@@ -118,3 +121,84 @@ async def test_a_pooled_connection_the_server_closed_is_replaced_without_an_erro
 
     assert new_pid != pid
     assert db_errors.calls == []
+
+
+async def test_run_transaction_commits_what_its_work_wrote_and_returns_its_result(
+    migrated_db: Database, db_errors: ErrorLog
+) -> None:
+    user = unique_name("user")
+    await Repository(migrated_db).ensure_user(user)
+
+    def write(connection: Connection) -> str:
+        connection.execute(insert(Thread).values(id="t-" + user, user_id=user, epoch="e", title=""))
+        return "written"
+
+    assert await migrated_db.run_transaction("write", write, write=True) == "written"
+    assert await Repository(migrated_db).get_thread(user, "t-" + user) is not None
+    assert db_errors.calls == []
+
+
+async def test_run_transaction_rolls_back_and_lets_a_non_database_error_through_unchanged(
+    migrated_db: Database, db_errors: ErrorLog
+) -> None:
+    user = unique_name("user")
+    await Repository(migrated_db).ensure_user(user)
+
+    def half_done(connection: Connection) -> None:
+        connection.execute(insert(Thread).values(id="t-" + user, user_id=user, epoch="e", title=""))
+        _ = 1 / 0
+
+    with pytest.raises(ZeroDivisionError):
+        await migrated_db.run_transaction("half_done", half_done, write=True)
+    assert await Repository(migrated_db).get_thread(user, "t-" + user) is None
+    assert db_errors.calls == []
+
+
+async def test_run_transaction_raises_a_database_failure_with_its_category_and_operation(
+    migrated_db: Database, db_errors: ErrorLog
+) -> None:
+    user = unique_name("user")
+    await Repository(migrated_db).ensure_user(user)
+
+    def twice(connection: Connection) -> None:
+        for _ in range(2):
+            connection.execute(
+                insert(Thread).values(id="t-" + user, user_id=user, epoch="e", title="")
+            )
+
+    with pytest.raises(DatabaseError) as raised:
+        await migrated_db.run_transaction("twice", twice, write=True)
+    assert (raised.value.category, raised.value.operation) == ("integrity_violation", "twice")
+    assert db_errors.calls == [("integrity_violation", "twice")]
+    assert await Repository(migrated_db).get_thread(user, "t-" + user) is None
+
+
+async def test_a_cancelled_sqlite_transaction_keeps_the_writers_turn_until_its_thread_ends(
+    tmp_path: Path, open_database: OpenDatabase
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'vigil.db'}"
+    await migrate.upgrade_async(url)
+    database = await open_database(url)
+    await Repository(database).ensure_user("alice")
+    started, release = threading.Event(), threading.Event()
+
+    def slow(connection: Connection) -> None:
+        connection.execute(insert(Thread).values(id="t-1", user_id="alice", epoch="e", title=""))
+        started.set()
+        release.wait(10)
+
+    caller = asyncio.create_task(database.run_transaction("slow", slow, write=True))
+    await asyncio.to_thread(started.wait, 10)
+    caller.cancel()
+    await asyncio.sleep(0)
+    # Another writer of this process queues behind the transaction still running.
+    other = asyncio.create_task(Repository(database).create_thread("alice", "next"))
+    await asyncio.sleep(0.2)
+    assert not caller.done() and not other.done()
+
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    await other
+    # Nobody waits for it any more, but the transaction ran to its end.
+    assert await Repository(database).get_thread("alice", "t-1") is not None
