@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from enum import IntEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -161,6 +161,21 @@ class AgentEvent(_ServerFrame):
     event_id: str
     ts: datetime
     data: dict[str, Any]
+
+
+class EncodedEvent(NamedTuple):
+    """An agent event already serialised: its envelope as JSON text, sent as it is, with the
+    seq and epoch a resume orders and checks it by. The event logs hold events serialised;
+    a replay hands on that text instead of parsing it into an ``AgentEvent`` only to
+    serialise it again."""
+
+    seq: int
+    epoch: str
+    json: str
+
+    @classmethod
+    def of(cls, event: AgentEvent) -> EncodedEvent:
+        return cls(event.seq, event.epoch, event.model_dump_json())
 
 
 class ConnectionReady(_ServerFrame):

@@ -14,11 +14,11 @@ Failures of the log never raise into the request path: the backend logs them, co
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from core.protocol import AgentEvent
+from core.protocol import AgentEvent, EncodedEvent
 
 # Called with (owner user id, event) for every event appended by another replica.
 Deliver = Callable[[str, AgentEvent], None]
@@ -34,9 +34,10 @@ class LogRead:
 
     ``complete`` is true only when ``events`` starts right after the asked seq, has no gap,
     belongs to the asked epoch and runs up to the newest event the log holds for the thread.
+    The events come as the log holds them, serialised (a resume sends them as they are).
     """
 
-    events: list[AgentEvent]
+    events: list[EncodedEvent]
     complete: bool
 
     @property
@@ -47,7 +48,15 @@ class LogRead:
 MISSING = LogRead(events=[], complete=False)
 
 
-def contiguous(events: list[AgentEvent], after_seq: int, epoch: str) -> bool:
+class Sequenced(Protocol):
+    @property
+    def seq(self) -> int: ...
+
+    @property
+    def epoch(self) -> str: ...
+
+
+def contiguous(events: Iterable[Sequenced], after_seq: int, epoch: str) -> bool:
     """True when ``events`` are ``after_seq + 1, after_seq + 2, ...`` of ``epoch``."""
     expected = after_seq + 1
     for event in events:
@@ -75,7 +84,8 @@ class EventLog(Protocol):
         checked the ack). Never raises."""
 
     async def read(self, thread_id: str, epoch: str, after_seq: int, limit: int) -> LogRead:
-        """Up to ``limit`` events of the thread after ``after_seq``. Never raises."""
+        """Up to ``limit`` events of the thread after ``after_seq``, serialised. Never
+        raises."""
 
     async def check(self) -> dict[str, Any]:
         """The state shown by ``/readyz``."""

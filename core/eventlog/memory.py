@@ -9,8 +9,9 @@ forgotten as soon as it is the least recent. Each forgotten thread is reported t
 it reads the database. A thread whose epoch changes starts over: the old events belong to a
 log that was lost.
 
-Events are held as their JSON (about a third of the memory the model objects take) and
-parsed again only when a resume reads them. Each is charged its JSON length plus
+Events are held as their JSON (about a third of the memory the model objects take), which
+is what a resume sends: a read hands that text on with the seq held beside it, never
+parsing it again. Each is charged its JSON length plus
 ``ENTRY_OVERHEAD_BYTES`` for its bookkeeping, so ``max_bytes`` is close to what the process
 really holds.
 
@@ -29,7 +30,7 @@ from typing import Any, Literal
 from pydantic import TypeAdapter
 
 from core.eventlog.base import MISSING, Deliver, LogRead, OnAck, contiguous
-from core.protocol import AgentEvent
+from core.protocol import AgentEvent, EncodedEvent
 
 # Per held event, beside its JSON: the entry tuple, its timestamp and seq, the bytes object's
 # header and the deque slot (measured with tracemalloc on CPython 3.11: about 160 bytes).
@@ -142,8 +143,8 @@ class InProcessEventLog:
         self._bytes += log.expire(self._clock() - self._max_age_s)
         if not log.entries or log.entries[0][1] > after_seq + 1:
             return MISSING  # Trimmed (or never held) the events right after after_seq.
-        held = [payload for _, seq, payload in log.entries if seq > after_seq]
-        events = [_CODEC.validate_json(payload) for payload in held[:limit]]
+        held = [(seq, payload) for _, seq, payload in log.entries if seq > after_seq]
+        events = [EncodedEvent(seq, epoch, payload.decode()) for seq, payload in held[:limit]]
         complete = len(held) <= limit and contiguous(events, after_seq, epoch)
         return LogRead(events=events, complete=complete)
 

@@ -6,18 +6,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from pydantic import TypeAdapter
+
 from core.db.records import ThreadRecord
 from core.db.repository import Repository
 from core.eventlog.base import EventLog, contiguous
-from core.protocol import AgentEvent
+from core.protocol import AgentEvent, EncodedEvent
+
+_EVENTS: TypeAdapter[list[AgentEvent]] = TypeAdapter(list[AgentEvent])
 
 
 @dataclass(frozen=True)
 class Replay:
-    """The events after ``after_seq``, in order. ``complete`` is true when they are every
-    stored event of the thread after ``after_seq``, with no gap, in the thread's epoch."""
+    """The events after ``after_seq``, in order, serialised. ``complete`` is true when they
+    are every stored event of the thread after ``after_seq``, with no gap, in the thread's
+    epoch."""
 
-    events: list[AgentEvent]
+    events: list[EncodedEvent]
     complete: bool
     source: Literal["log", "database"]
 
@@ -39,6 +44,7 @@ async def replay_events(
     if read.complete and newest >= thread.last_seq:
         return Replay(read.events, complete=True, source="log")
     records = await repository.list_events(user_id, thread.id, after_seq, limit + 1) or []
-    events = [AgentEvent.model_validate(record.payload) for record in records]
+    events = _EVENTS.validate_python([record.payload for record in records])
     complete = len(events) <= limit and contiguous(events, after_seq, thread.epoch)
-    return Replay(events[:limit], complete=complete, source="database")
+    encoded = [EncodedEvent.of(event) for event in events[:limit]]
+    return Replay(encoded, complete=complete, source="database")

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from core.delivery.resume import ReplayMerge
-from core.protocol import AgentEvent, CloseCode
+from core.protocol import AgentEvent, CloseCode, EncodedEvent
 from core.telemetry.logging import get_logger
 from core.telemetry.metrics import Metrics
 
@@ -63,7 +63,7 @@ class Connection:
         self._reader_stopped = False
         self._following: set[str] = set()
         # Threads being resumed: their live events wait in the merge until the replay is out.
-        self._resuming: dict[str, ReplayMerge[AgentEvent]] = {}
+        self._resuming: dict[str, ReplayMerge[EncodedEvent]] = {}
         self.close_code: int | None = None
         self._peer_closed = False
         # The writer is done for good: the close is sent, abandoned, or the peer is gone.
@@ -75,7 +75,7 @@ class Connection:
     def follows(self, thread_id: str) -> bool:
         return thread_id in self._following
 
-    def begin_resume(self, thread_id: str, merge: ReplayMerge[AgentEvent]) -> None:
+    def begin_resume(self, thread_id: str, merge: ReplayMerge[EncodedEvent]) -> None:
         """Follow the thread, holding its live events in ``merge`` until ``end_resume``."""
         self._resuming[thread_id] = merge
         self.follow(thread_id)
@@ -128,12 +128,13 @@ class Connection:
         elif self._over_bound(len(payload)):
             self._close_slow_consumer()
         else:
-            merge.hold(event.seq, event, len(payload))
+            merge.hold(event.seq, EncodedEvent(event.seq, event.epoch, payload), len(payload))
         return self.close_code is None
 
-    def send_replayed(self, event: AgentEvent) -> None:
-        """Queue an event of a resume of this connection's own (its thread was checked)."""
-        self._enqueue(event.model_dump_json())
+    def send_replayed(self, event: EncodedEvent) -> None:
+        """Queue an event of a resume of this connection's own (its thread was checked), as
+        it was serialised when logged or held."""
+        self._enqueue(event.json)
 
     async def room(self) -> bool:
         """Wait until the send queue is at most half full; False once the connection is

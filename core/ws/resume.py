@@ -7,6 +7,9 @@ Each follows its thread first, holding live events in a ``ReplayMerge``, reads t
 (the event log first, the database when the log cannot vouch for the range), sends it paced
 by the send queue (``Connection.room``), then the live events held meanwhile, and answers
 ``resumed``. A failure is answered with an ``error`` frame, never ends the connection.
+
+Events travel as ``EncodedEvent``: the JSON a log holds (or a held live event was
+serialised to) is the frame sent, never parsed and serialised again on the way.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from core.db.errors import DatabaseError
 from core.db.repository import ThreadRecord
 from core.delivery.resume import ReplayMerge
 from core.eventlog.replay import replay_events
-from core.protocol import AgentEvent, ErrorFrame, Resumed, ResumeFrame
+from core.protocol import EncodedEvent, ErrorFrame, Resumed, ResumeFrame
 from core.services import Services
 from core.telemetry.logging import get_logger
 from core.ws.connection import Connection
@@ -73,11 +76,11 @@ class Resumes:
         # The replay goes out as fast as the client reads (``room``); live events keep
         # being held until it is all queued, then follow it.
         conn = self._conn
-        merge = ReplayMerge[AgentEvent](frame.last_seq, epoch_matches=frame.epoch == thread.epoch)
+        merge = ReplayMerge[EncodedEvent](frame.last_seq, epoch_matches=frame.epoch == thread.epoch)
         conn.begin_resume(frame.thread_id, merge)
         last_sent, sent = merge.after_seq, 0
         try:
-            replayed: list[tuple[int, AgentEvent]] = []
+            replayed: list[tuple[int, EncodedEvent]] = []
             complete = False
             if merge.epoch_matches:
                 replayed, complete = await self._replay(thread, frame.last_seq)
@@ -108,7 +111,7 @@ class Resumes:
 
     async def _replay(
         self, thread: ThreadRecord, after_seq: int
-    ) -> tuple[list[tuple[int, AgentEvent]], bool]:
+    ) -> tuple[list[tuple[int, EncodedEvent]], bool]:
         """The events after ``after_seq`` and whether that is all of them: from the event
         log, or from the database when the log cannot vouch for the whole range."""
         replay = await replay_events(

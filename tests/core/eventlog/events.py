@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from core.protocol import AgentEvent
+from core.protocol import AgentEvent, EncodedEvent
 
 
 def event(thread_id: str, seq: int, epoch: str = "epoch-1") -> AgentEvent:
@@ -21,5 +21,10 @@ def event(thread_id: str, seq: int, epoch: str = "epoch-1") -> AgentEvent:
     )
 
 
-def seqs(events: list[AgentEvent]) -> list[int]:
+def seqs(events: list[EncodedEvent]) -> list[int]:
     return [e.seq for e in events]
+
+
+def decoded(events: list[EncodedEvent]) -> list[AgentEvent]:
+    """What a client makes of the events a read hands back."""
+    return [AgentEvent.model_validate_json(e.json) for e in events]

@@ -4,8 +4,8 @@ longer holds."""
 from __future__ import annotations
 
 from core.eventlog.memory import EvictReason, InProcessEventLog
-from core.protocol import AgentEvent
-from tests.core.eventlog.events import event, seqs
+from core.protocol import AgentEvent, EncodedEvent
+from tests.core.eventlog.events import decoded, event, seqs
 
 
 class Clock:
@@ -118,7 +118,11 @@ async def test_a_read_gives_back_the_events_as_they_were_appended():
     for e in appended:
         await log.append("alice", e)
 
-    assert (await log.read("t1", "epoch-1", 0, 100)).events == appended
+    # As serialised when appended: the text a resume sends, not parsed and serialised again.
+    assert (await log.read("t1", "epoch-1", 0, 100)).events == [
+        EncodedEvent.of(e) for e in appended
+    ]
+    assert decoded((await log.read("t1", "epoch-1", 0, 100)).events) == appended
 
 
 async def test_the_least_recently_appended_thread_is_forgotten_past_the_thread_bound():
@@ -172,7 +176,7 @@ async def test_a_single_thread_larger_than_the_byte_bound_keeps_its_newest_event
         await log.append("alice", e)
 
     assert not (await log.read("t1", "epoch-1", 0, 100)).complete
-    assert (await log.read("t1", "epoch-1", 3, 100)).events == events[-2:]
+    assert decoded((await log.read("t1", "epoch-1", 3, 100)).events) == events[-2:]
     assert evicted == []
 
 
@@ -199,7 +203,7 @@ async def test_trims_gaps_and_new_epochs_give_back_the_bytes_of_what_they_drop()
     newest = [event("t2", 1, epoch="new"), event("t2", 2, epoch="new")]
     for e in newest:
         await log.append("alice", e)
-    t1 = (await log.read("t1", "epoch-1", 7, 100)).events
+    t1 = decoded((await log.read("t1", "epoch-1", 7, 100)).events)
 
     assert log.bytes_held == await bytes_of(*t1) + await bytes_of(*newest)
 

@@ -9,8 +9,8 @@ import pytest
 import redis.asyncio as redis
 
 from core.eventlog.redis_streams import RedisStreamEventLog
-from core.protocol import AgentEvent
-from tests.core.eventlog.events import event, seqs
+from core.protocol import AgentEvent, EncodedEvent
+from tests.core.eventlog.events import decoded, event, seqs
 
 pytestmark = pytest.mark.redis
 
@@ -58,13 +58,16 @@ async def make_log(redis_url: str, redis_prefix: str) -> AsyncIterator[MakeLog]:
 
 async def test_appended_events_are_read_back_in_order_and_complete(make_log):
     log = await make_log()
-    for seq in range(1, 5):
-        assert await log.append("alice", event("t1", seq))
+    appended = [event("t1", seq) for seq in range(1, 5)]
+    for e in appended:
+        assert await log.append("alice", e)
 
     read = await log.read("t1", "epoch-1", 1, 100)
 
     assert seqs(read.events) == [2, 3, 4] and read.complete
-    assert all(isinstance(e, AgentEvent) for e in read.events)
+    # Each as serialised when appended: the text a resume sends as it is.
+    assert read.events == [EncodedEvent.of(e) for e in appended[1:]]
+    assert decoded(read.events) == appended[1:]
 
 
 async def test_each_stream_entry_id_is_the_seq_the_database_assigned(make_log, raw):
@@ -142,6 +145,33 @@ async def test_a_read_over_the_limit_is_cut_and_incomplete(make_log):
     read = await log.read("t1", "epoch-1", 0, 2)
 
     assert seqs(read.events) == [1, 2] and not read.complete
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"event": "not an event"},
+        {"user": "alice"},  # no event at all
+        {"event": "EVENT,EVENT"},  # two events in one entry: seq 2 named by entry 2-0 only
+    ],
+    ids=["garbled", "missing", "two_in_one"],
+)
+async def test_an_entry_that_is_not_one_event_makes_the_read_fail_and_is_counted(
+    make_log, raw, fields
+):
+    errors: list[tuple[str, str]] = []
+    log = await make_log(on_error=lambda *call: errors.append(call))
+    await log.append("alice", event("t1", 1))
+    text = event("t1", 2).model_dump_json()
+    await raw.xadd(
+        log.stream_key("t1"), {k: v.replace("EVENT", text) for k, v in fields.items()}, "2-0"
+    )
+    await raw.hset(log.meta_key("t1"), mapping={"last": 2})
+
+    read = await log.read("t1", "epoch-1", 0, 100)
+
+    assert (read.events, read.complete) == ([], False)
+    assert errors == [("redis", "decode")]
 
 
 async def test_an_unknown_thread_reads_as_incomplete(make_log):

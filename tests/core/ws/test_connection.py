@@ -10,7 +10,7 @@ from typing import Any, cast
 from starlette.websockets import WebSocket
 
 from core.delivery.resume import ReplayMerge
-from core.protocol import AgentEvent, CloseCode, Ping
+from core.protocol import AgentEvent, CloseCode, EncodedEvent, Ping
 from core.telemetry.metrics import Metrics
 from core.ws.connection import Connection
 from tests.core.ws.sockets import RecordingSocket
@@ -90,16 +90,35 @@ async def test_an_event_for_a_closing_connection_is_reported_not_sent():
 
 async def test_live_events_during_a_resume_wait_in_its_merge_and_come_out_once_in_order():
     conn, _ = make(RecordingSocket())
-    merge = ReplayMerge[AgentEvent](0, epoch_matches=True)
+    merge = ReplayMerge[EncodedEvent](0, epoch_matches=True)
     conn.begin_resume("t", merge)
     assert conn.follows("t")
     conn.send_event(event(2), "alice")
     conn.send_event(event(3), "alice")
     conn.end_resume("t")
-    for live in merge.finish([(1, event(1)), (2, event(2))], complete=True).items:
-        conn.send_event(live, "alice")
+    replayed = [(1, EncodedEvent.of(event(1))), (2, EncodedEvent.of(event(2)))]
+    for merged in merge.finish(replayed, complete=True).items:
+        conn.send_replayed(merged)
     conn.send_event(event(4), "alice")  # after the resume: straight to the queue
     assert [frame.get("seq") for frame in await drained(conn)] == [1, 2, 3, 4, None]
+
+
+async def test_a_replayed_event_goes_out_as_the_very_text_it_was_logged_as():
+    class TextSocket(RecordingSocket):
+        def __init__(self) -> None:
+            super().__init__()
+            self.texts: list[str] = []
+
+        async def send_text(self, text: str) -> None:
+            self.texts.append(text)
+            await super().send_text(text)
+
+    socket = TextSocket()
+    conn, _ = make(socket)
+    logged = event(1).model_dump_json().replace(",", ", ")  # not how pydantic writes it
+    conn.send_replayed(EncodedEvent(1, "e1", logged))
+    await drained(conn)
+    assert socket.texts == [logged]
 
 
 async def test_a_queue_over_its_bound_closes_with_4409_and_is_emptied():
@@ -116,7 +135,7 @@ async def test_a_queue_over_its_bound_closes_with_4409_and_is_emptied():
 
 async def test_live_events_held_during_a_resume_count_against_the_queue_bound():
     conn, _ = make(RecordingSocket(), max_queue_bytes=64 * 1024)
-    merge = ReplayMerge[AgentEvent](0, epoch_matches=True)
+    merge = ReplayMerge[EncodedEvent](0, epoch_matches=True)
     conn.begin_resume("t", merge)
     seq = 0
     while seq < 100 and conn.send_event(event(seq + 1, "x" * 4000), "alice"):
@@ -132,8 +151,8 @@ async def test_held_and_queued_bytes_share_one_bound():
     conn, _ = make(RecordingSocket(), max_queue_bytes=64 * 1024)
     conn.follow("t")
     while conn.queued_bytes <= 40 * 1024:
-        conn.send_replayed(event(1, "x" * 4000))
-    conn.begin_resume("t", ReplayMerge[AgentEvent](1, epoch_matches=True))
+        conn.send_replayed(EncodedEvent.of(event(1, "x" * 4000)))
+    conn.begin_resume("t", ReplayMerge[EncodedEvent](1, epoch_matches=True))
     seq = 1
     while seq < 100 and conn.send_event(event(seq + 1, "x" * 4000), "alice"):
         seq += 1
@@ -184,7 +203,7 @@ async def test_a_replay_waits_for_room_while_the_queue_is_over_half_full():
     conn, _ = make(socket, max_queue_bytes=64 * 1024)
     conn.follow("t")
     while conn.queued_bytes <= 40 * 1024:  # over half even with one frame in flight
-        conn.send_replayed(event(1, "x" * 4000))
+        conn.send_replayed(EncodedEvent.of(event(1, "x" * 4000)))
     waiting = asyncio.create_task(conn.room())
     await asyncio.sleep(0)
     assert not waiting.done()
@@ -196,7 +215,7 @@ async def test_a_replay_waits_for_room_while_the_queue_is_over_half_full():
 async def test_a_replay_waiting_for_room_stops_when_the_connection_closes():
     conn, _ = make(RecordingSocket(), max_queue_bytes=64 * 1024)
     while conn.queued_bytes <= 32 * 1024:
-        conn.send_replayed(event(1, "x" * 4000))
+        conn.send_replayed(EncodedEvent.of(event(1, "x" * 4000)))
     waiting = asyncio.create_task(conn.room())
     conn.request_close(4408)
     assert await asyncio.wait_for(waiting, 5) is False
