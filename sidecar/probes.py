@@ -8,10 +8,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 
@@ -67,11 +68,17 @@ async def probe(
 
 
 def _json_body(response: httpx.Response) -> dict[str, Any]:
+    # Strict JSON (no NaN or Infinity, which json.loads accepts): /slo serves the body again,
+    # and its encoder refuses them.
     try:
-        body = response.json()
+        body = json.loads(response.content, parse_constant=_refuse_constant)
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not JSON")
 
 
 class ProbeLoop:
