@@ -74,6 +74,7 @@ def build_services(
         settings.database_url,
         connect_timeout_s=settings.db_connect_timeout_s,
         on_error=lambda category, operation: metrics.db_errors.labels(category, operation).inc(),
+        tracer=tracer,
         **_pool_options(settings),
     )
     repository = Repository(database)

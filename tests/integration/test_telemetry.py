@@ -51,10 +51,12 @@ async def test_a_run_is_the_root_of_its_own_trace_with_a_span_per_phase(live_ser
         if s.name == "store_events"
         and any(link.context.trace_id == root.context.trace_id for link in s.links)
     }
-    statements = [
-        s for s in spans if s.context.trace_id in batches and "db.statement" in (s.attributes or {})
-    ]
-    assert any(s.attributes["db.statement"].startswith("UPDATE threads") for s in statements)
+    # Each batch's transaction is one span (not one per statement: docs/telemetry.md).
+    transactions = [s for s in spans if s.context.trace_id in batches and s.parent]
+    assert transactions and {s.name for s in transactions} == {"db.transaction append_event"}
+    assert all(s.kind == SpanKind.CLIENT for s in transactions)
+    assert {s.attributes["db.system.name"] for s in transactions} == {"sqlite"}
+    assert not any("db.statement" in (s.attributes or {}) for s in transactions)
     assert not any(s.name.endswith(("receive", "send")) for s in spans), "no span per message"
 
 

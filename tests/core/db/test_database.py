@@ -7,6 +7,10 @@ import threading
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 from sqlalchemy import Connection, func, insert, select, text
 
 from core.db import migrate
@@ -14,6 +18,7 @@ from core.db.database import Database
 from core.db.errors import DatabaseError
 from core.db.models import Thread
 from core.db.repository import Repository
+from core.telemetry.tracing import instrument_engine
 from tests.fixtures.databases import ErrorLog, OpenDatabase, PostgresServer, unique_name
 
 
@@ -202,3 +207,32 @@ async def test_a_cancelled_sqlite_transaction_keeps_the_writers_turn_until_its_t
     await other
     # Nobody waits for it any more, but the transaction ran to its end.
     assert await Repository(database).get_thread("alice", "t-1") is not None
+
+
+async def test_a_transaction_run_as_one_is_one_span_with_the_failures_category(
+    database_url: str, open_database: OpenDatabase
+) -> None:
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    database = await open_database(database_url, tracer=provider.get_tracer("test"))
+    for engine in database.sync_engines:
+        instrument_engine(engine, provider)
+    user = unique_name("user")
+    await Repository(database).ensure_user(user)
+    spans.clear()
+
+    def twice(connection: Connection) -> None:
+        for _ in range(2):
+            connection.execute(
+                insert(Thread).values(id="t-" + user, user_id=user, epoch="e", title="")
+            )
+
+    with pytest.raises(DatabaseError):
+        await database.run_transaction("twice", twice, write=True)
+
+    (span,) = spans.get_finished_spans()  # no span per statement inside it
+    assert span.name == "db.transaction twice"
+    assert span.attributes["db.system.name"] == database.dialect
+    assert span.attributes["error.type"] == "integrity_violation"
+    assert span.status.status_code == StatusCode.ERROR
