@@ -440,6 +440,24 @@ class Repository:
             )
             return [EventRecord.of(row) for row in rows]
 
+    async def list_event_payloads(
+        self, user_id: str, thread_id: str, after_seq: int, limit: int
+    ) -> list[str] | None:
+        """``list_events``' payloads as the JSON text stored, for a resume: it checks them
+        all in one pass, where an ORM object and a parse per row cost most of its time."""
+        async with self._db.transaction("list_events") as connection:
+            if (
+                await connection.scalar(
+                    sql.OWNED_THREAD, {"b_thread": thread_id, "b_user": user_id}
+                )
+                is None
+            ):
+                return None
+            rows = await connection.scalars(
+                sql.EVENT_PAYLOADS, {"b_thread": thread_id, "b_after": after_seq, "b_limit": limit}
+            )
+            return list(rows)
+
     async def usage_summary(self, user_id: str) -> UsageSummary:
         """This user's runs and tokens, canary runs excluded (see ``UsageSummary``)."""
         async with self._db.session("usage_summary") as session:

@@ -1,10 +1,11 @@
 """The statements of the hot paths (every event, every chat, every run's end), built once
 with bind parameters: built per call, SQLAlchemy's coercion of each value cost more than the
-SQL itself. Executed on a Core connection (``Database.transaction``) by the repository."""
+SQL itself. Executed on a Core connection (``Database.transaction``, ``run_transaction``)
+by the repository."""
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Text, bindparam, cast, insert, select, update
 
 from core.db.models import Event, Message, Run, Thread
 
@@ -38,4 +39,14 @@ FINISH_RUN = (
     update(Run.__table__)  # type: ignore[arg-type]
     .where(Run.id == bindparam("b_run"))
     .returning(Run.thread_id, Run.user_id)
+)
+OWNED_THREAD = select(Thread.id).where(
+    Thread.id == bindparam("b_thread"), Thread.user_id == bindparam("b_user")
+)
+# A resume's events as the JSON text stored (no parse per row: the caller checks them all).
+EVENT_PAYLOADS = (
+    select(cast(Event.payload, Text))
+    .where(Event.thread_id == bindparam("b_thread"), Event.seq > bindparam("b_after"))
+    .order_by(Event.seq)
+    .limit(bindparam("b_limit"))
 )

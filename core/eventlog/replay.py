@@ -43,8 +43,8 @@ async def replay_events(
     newest = read.last_seq if read.last_seq is not None else after_seq
     if read.complete and newest >= thread.last_seq:
         return Replay(read.events, complete=True, source="log")
-    records = await repository.list_events(user_id, thread.id, after_seq, limit + 1) or []
-    events = _EVENTS.validate_python([record.payload for record in records])
+    stored = await repository.list_event_payloads(user_id, thread.id, after_seq, limit + 1)
+    events = _EVENTS.validate_json("[" + ",".join(stored or ()) + "]")
     complete = len(events) <= limit and contiguous(events, after_seq, thread.epoch)
     encoded = [EncodedEvent.of(event) for event in events[:limit]]
     return Replay(encoded, complete=complete, source="database")

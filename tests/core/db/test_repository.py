@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -98,6 +99,7 @@ async def test_another_users_thread_looks_exactly_like_a_missing_one(
     assert await repository.get_thread(intruder, "no-such-thread") is None
     assert await repository.list_events(intruder, thread.id, 0, 100) is None
     assert await repository.list_events(intruder, "no-such-thread", 0, 100) is None
+    assert await repository.list_event_payloads(intruder, thread.id, 0, 100) is None
     assert await repository.list_threads(intruder) == []
 
 
@@ -252,6 +254,23 @@ async def test_listing_events_pages_by_after_seq_and_limit(repository: Repositor
     assert [e.seq for e in page or []] == [3, 4]
     assert [e.seq for e in rest or []] == [5]
     assert beyond == []
+
+
+async def test_a_resumes_payloads_are_the_stored_json_paged_like_the_events(
+    repository: Repository,
+) -> None:
+    user = await new_user(repository)
+    thread = await repository.create_thread(user, "t")
+    for _ in range(5):
+        await append(repository, thread.id)
+
+    page = await repository.list_event_payloads(user, thread.id, 2, 2)
+    events = await repository.list_events(user, thread.id, 2, 2)
+
+    assert page is not None and events is not None
+    assert [json.loads(text) for text in page] == [event.payload for event in events]
+    assert [json.loads(text)["seq"] for text in page] == [3, 4]
+    assert await repository.list_event_payloads(user, thread.id, 5, 100) == []
 
 
 async def test_usage_summary_counts_only_that_users_non_canary_runs(
