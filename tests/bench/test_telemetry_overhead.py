@@ -66,7 +66,8 @@ def test_telemetry_costs_at_most_a_tenth_of_throughput(sqlite_template, tmp_path
         "VIGIL_METRICS_ENABLED=false (tests/bench/test_telemetry_overhead.py)",
         figures,
         notes="Tracing on means the embedded default: every span (run, phases, model and tool "
-        "calls, each SQL statement, the FastAPI handshake) recorded to the in-memory buffer; "
+        "calls, each batch of events and its transaction, each chat's admission, the SQL "
+        "statements of other queries, the FastAPI handshake) recorded to the in-memory buffer; "
         "OTEL_SDK_DISABLED=true makes the SDK hand out no-op tracers. VIGIL_METRICS_ENABLED is "
         "a setting added for this bench (default true): off, every Prometheus instrument "
         f"discards. {ROUNDS} alternating rounds, a fresh SQLite database and backend each.",
