@@ -186,8 +186,9 @@ class Database:
         self, operation: str, *, write: bool = False
     ) -> AsyncIterator[AsyncConnection]:
         """``session`` without the ORM: a Core connection inside one transaction, with the
-        same commit, rollback, error translation and writer queue. For the hot paths (every
-        event, every chat), where the unit of work's bookkeeping costs more than the SQL."""
+        same commit, rollback, error translation and writer queue. Where the unit of work's
+        bookkeeping would cost more than the SQL (a resume's read; ``run_transaction`` off
+        the SQLite writer thread)."""
         engine = self._require_engine()
         # The writer's turn before a pooled connection: no writer holds one while it queues.
         async with (
