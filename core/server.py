@@ -22,6 +22,7 @@ from fastapi import FastAPI
 
 from core.app import create_app
 from core.drain import drain
+from core.heap import freeze_startup_heap
 from core.services import Services
 from core.settings import Settings
 from core.telemetry.logging import get_logger
@@ -50,6 +51,11 @@ class DrainingServer(uvicorn.Server):
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         await super().serve(sockets)
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            freeze_startup_heap()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if sig == signal.SIGTERM and self._drain is None and self._loop is not None:

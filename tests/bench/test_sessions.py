@@ -72,6 +72,8 @@ def test_concurrent_chat_sessions(sqlite_url, postgres_session_url):
         "default (run timeout 30 s). Each user runs its chats one after another on one thread, "
         "back to back or pausing before each (uniformly 0 to 10 s with --think 5). "
         "The load generator runs in its own process on the same two cores, so it competes with "
-        "the backend. SQLite is the embedded default (one pooled connection serialises every "
-        "write); PostgreSQL is the machine's server, a fresh migrated database.",
+        "the backend; both freeze their startup heap (gc.freeze, core/heap.py), so neither "
+        "stalls on a full collection of its imports. SQLite is the embedded default (one "
+        "writer at a time, the hot paths on the writer thread); PostgreSQL is the machine's "
+        "server, a fresh migrated database.",
     )

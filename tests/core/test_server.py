@@ -3,13 +3,15 @@ and a child that ignores SIGTERM is killed."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import subprocess
 import sys
 
 import uvicorn
 
-from core.app import build_services
-from core.server import DrainingServer, stop_process
+from core.app import build_services, create_app
+from core.server import DrainingServer, stop_process, uvicorn_config
 from core.services import Services
 from core.settings import load_settings
 
@@ -45,3 +47,21 @@ def test_a_child_that_ignores_sigterm_is_killed_after_the_timeout():
     stop_process(child, timeout_s=0.2)
     assert child.returncode == -9
     child.stdout.close()
+
+
+async def test_once_started_the_backends_startup_heap_is_out_of_full_collections(sqlite_url):
+    settings = load_settings(database_url=sqlite_url, log_level="warning")
+    app = create_app(settings)
+    services: Services = app.state.services
+    server = DrainingServer(uvicorn_config(settings, app, port=0), services)
+    gc.unfreeze()
+    serving = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            assert not serving.done(), serving
+            await asyncio.sleep(0.01)
+        assert gc.get_freeze_count() > 10_000  # the imports, at least
+    finally:
+        gc.unfreeze()  # this test process goes on: its objects stay collectable
+        server.should_exit = True
+        await asyncio.wait_for(serving, 30)
