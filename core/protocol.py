@@ -24,6 +24,7 @@ class CloseCode(IntEnum):
 
     NORMAL = 1000  # stop
     GOING_AWAY = 1001  # reconnect with backoff, then resume
+    PROTOCOL_ERROR = 1002  # a frame that breaks RFC 6455: fix the client
     NO_CLOSE_FRAME = 1006  # (never sent) the connection ended without a close frame
     INVALID_DATA = 1007  # (extension) a frame that is not UTF-8: fix the client
     MESSAGE_TOO_BIG = 1009  # fix the client

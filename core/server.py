@@ -26,6 +26,7 @@ from core.heap import freeze_startup_heap
 from core.services import Services
 from core.settings import Settings
 from core.telemetry.logging import get_logger
+from core.ws.transport import ClosingWSProtocol
 
 log = get_logger(__name__)
 
@@ -89,8 +90,9 @@ def uvicorn_config(
         port=settings.port if port is None else port,
         # wsproto answers a refused handshake cleanly (websockets-sansio logs a spurious error),
         # and of uvicorn's three it holds the least per idle connection (2,000 of them, no
-        # deflate: wsproto 37 KiB each, websockets-sansio 40, websockets 47).
-        ws="wsproto",
+        # deflate: wsproto 37 KiB each, websockets-sansio 40, websockets 47). Its protocol,
+        # closing an unparseable frame with its RFC 6455 code (core/ws/transport.py).
+        ws=ClosingWSProtocol,
         # The transport refuses frames over the limit with close code 1009.
         ws_max_size=settings.max_frame_bytes,
         # Accepted only when enabled (off by default: see Settings.ws_per_message_deflate).

@@ -23,9 +23,15 @@ class Next(Enum):
 
 
 # Close codes after which reconnecting cannot help: a normal close, a forbidden user, and
-# frames the client must fix (too large, not UTF-8).
+# frames the client must fix (breaking RFC 6455, too large, not UTF-8).
 STOP_CODES = frozenset(
-    {CloseCode.NORMAL, CloseCode.INVALID_DATA, CloseCode.MESSAGE_TOO_BIG, CloseCode.FORBIDDEN}
+    {
+        CloseCode.NORMAL,
+        CloseCode.PROTOCOL_ERROR,
+        CloseCode.INVALID_DATA,
+        CloseCode.MESSAGE_TOO_BIG,
+        CloseCode.FORBIDDEN,
+    }
 )
 
 

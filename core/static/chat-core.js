@@ -16,7 +16,9 @@ export const EVENT_TYPES = Object.freeze([
 // (1006 when the server vanished or refused the handshake, 1005, ...) reconnect with backoff.
 const CLOSE_ACTIONS = Object.freeze({
   1000: "stop", // normal
-  1009: "stop", // our frame was too large: reconnecting would not help
+  1002: "stop", // our frame broke RFC 6455: reconnecting would not help
+  1007: "stop", // our text frame was not UTF-8: likewise
+  1009: "stop", // our frame was too large: likewise
   4403: "stop", // forbidden (revoked, disabled)
   1012: "immediate", // the server drains: reconnect at once (elsewhere)
   4401: "refresh", // token expired: refresh it, then reconnect

@@ -312,7 +312,9 @@ async def test_reconnects_follow_the_close_code_table_with_jittered_exponential_
     decisions = await chat.page.evaluate(
         """async () => {
             const core = await import("/static/chat-core.js");
-            const codes = [1000, 1001, 1006, 1009, 1011, 1012, 4401, 4403, 4408, 4409, 4429];
+            const codes = [
+              1000, 1001, 1002, 1006, 1007, 1009, 1011, 1012, 4401, 4403, 4408, 4409, 4429,
+            ];
             return {
               actions: Object.fromEntries(codes.map((code) => [code, core.closeAction(code)])),
               lowest: [0, 1, 2, 3, 10].map((n) => core.backoffDelay(n, () => 0)),
@@ -323,7 +325,9 @@ async def test_reconnects_follow_the_close_code_table_with_jittered_exponential_
     assert decisions["actions"] == {
         "1000": "stop",
         "1001": "backoff",
+        "1002": "stop",
         "1006": "backoff",
+        "1007": "stop",
         "1009": "stop",
         "1011": "backoff",
         "1012": "immediate",

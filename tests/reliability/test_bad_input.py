@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from tests.fixtures.servers import BackendProcess
 from tests.integration.runs import assert_well_formed_run
@@ -185,16 +187,36 @@ def test_a_frame_over_the_limit_closes_with_1009_and_nothing_else(
 def test_invalid_utf8_in_a_text_frame_ends_only_that_connection(
     fuzz_backend: BackendProcess, prefix: bytes, bad: bytes
 ):
-    """RFC 6455 makes invalid UTF-8 in a text frame fatal to the connection (PROTOCOL.md
-    has no code for it; RFC 6455 names 1007). Only that connection ends."""
+    """RFC 6455 makes invalid UTF-8 in a text frame fatal to the connection, with close code
+    1007 (docs/protocol.md; PROTOCOL.md has no code for it). Only that connection ends."""
     bystander = Prober(fuzz_backend, "utf8-bystander")
     prober = Prober(fuzz_backend, "utf8")
     outcome = prober.probe(prefix + bad + b'"}', text=True)
     assert outcome.closed
-    assert outcome.close_code in (None, 1007)  # None: closed without a close frame (1006)
+    assert outcome.close_code == 1007
     still = bystander.probe(json.dumps({"type": "subscribe"}))
     assert still.frame is not None and still.frame["code"] == "unknown_type"
     bystander.close()
+    assert alive(fuzz_backend)
+
+
+def test_an_unmasked_client_frame_is_closed_with_1002(fuzz_backend: BackendProcess):
+    """RFC 6455: a client's frames are masked; an unmasked one fails the connection with
+    1002 (docs/protocol.md), and the server stays up."""
+    token = fuzz_backend.token("unmasked")
+    with connect(
+        fuzz_backend.ws_url,
+        subprotocols=["vigil.v1", f"bearer.{token}"],  # type: ignore[list-item]
+        ping_interval=None,
+        open_timeout=10,
+    ) as ws:
+        assert json.loads(ws.recv(timeout=10))["type"] == "connection_ready"
+        payload = b'{"type": "subscribe"}'
+        ws.socket.sendall(bytes([0x81, len(payload)]) + payload)  # FIN, text; no mask bit
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                ws.recv(timeout=10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1002
     assert alive(fuzz_backend)
 
 

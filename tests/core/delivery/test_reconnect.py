@@ -12,6 +12,7 @@ from core.delivery.reconnect import Backoff, Next, after_close, after_refusal
         (4403, Next.STOP),
         (1009, Next.STOP),
         (1007, Next.STOP),
+        (1002, Next.STOP),
         (1012, Next.RECONNECT_NOW),
         (4401, Next.REFRESH_TOKEN),
         (1001, Next.RECONNECT),
