@@ -56,6 +56,9 @@ class Repository(EventStore):
             .on_conflict_do_nothing(index_elements=[Run.user_id, Run.client_msg_id])
             .returning(Run.id)
         )
+        self._insert_user = self._insert(User.__table__).on_conflict_do_nothing(  # type: ignore[arg-type]
+            index_elements=[User.id]
+        )
 
     def _insert(self, model: type[Any]) -> postgresql.Insert | sqlite.Insert:
         """``INSERT`` in the dialect that knows ``ON CONFLICT``."""
@@ -64,15 +67,16 @@ class Repository(EventStore):
         return sqlite.insert(model)
 
     async def ensure_user(self, user_id: str) -> bool:
-        """Create the user on first sight; ``False`` if the user exists and is disabled."""
-        async with self._db.session("ensure_user", write=True) as session:
-            await session.execute(
-                self._insert(User)
-                .values(id=user_id, created_at=self._clock(), disabled=False)
-                .on_conflict_do_nothing(index_elements=[User.id])
-            )
-            disabled = await session.scalar(select(User.disabled).where(User.id == user_id))
-        return not disabled
+        """Create the user on first sight; ``False`` if the user exists and is disabled.
+        Every handshake asks: a hot path (``Database.run_transaction``), so a reconnecting
+        crowd does not queue on the writer."""
+        row = {"id": user_id, "created_at": self._clock(), "disabled": False}
+
+        def ensure(connection: Connection) -> bool:
+            connection.execute(self._insert_user, row)
+            return not connection.scalar(sql.USER_DISABLED, {"b_user": user_id})
+
+        return await self._db.run_transaction("ensure_user", ensure, write=True)
 
     async def set_user_disabled(self, user_id: str, disabled: bool) -> None:
         """Disable (or re-enable) a user; creates the user if it was never seen."""

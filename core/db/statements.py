@@ -1,4 +1,4 @@
-"""The statements of the hot paths (every event, every chat, every run's end), built once
+"""The statements of the hot paths (every event, chat, handshake and run's end), built once
 with bind parameters: built per call, SQLAlchemy's coercion of each value cost more than the
 SQL itself. Executed on a Core connection (``Database.transaction``, ``run_transaction``)
 by the repository."""
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy import Text, bindparam, cast, insert, select, update
 
-from core.db.models import Event, Message, Run, Thread
+from core.db.models import Event, Message, Run, Thread, User
 
 BUMP_SEQ = (
     update(Thread)
@@ -40,6 +40,7 @@ FINISH_RUN = (
     .where(Run.id == bindparam("b_run"))
     .returning(Run.thread_id, Run.user_id)
 )
+USER_DISABLED = select(User.disabled).where(User.id == bindparam("b_user"))
 OWNED_THREAD = select(Thread.id).where(
     Thread.id == bindparam("b_thread"), Thread.user_id == bindparam("b_user")
 )
