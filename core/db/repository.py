@@ -12,7 +12,7 @@ transaction then waits for the write lock instead of failing to upgrade a read. 
 writes (``append_events``, ``finish_run``) read the run's lease first; on SQLite the queue
 makes that safe within one process, the only way SQLite is run.
 
-The hot paths (every event, every chat, every run's end) run Core statements built once
+The hot paths (every event, chat, handshake and run's end) run Core statements built once
 (core/db/statements.py) on a plain connection, one ``Database.run_transaction`` each; the
 rest use the ORM session.
 """
