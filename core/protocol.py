@@ -8,6 +8,7 @@ models below and serialised with ``dump``.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Annotated, Any, Literal, NamedTuple
@@ -177,6 +178,15 @@ class EncodedEvent(NamedTuple):
     @classmethod
     def of(cls, event: AgentEvent) -> EncodedEvent:
         return cls(event.seq, event.epoch, event.model_dump_json())
+
+
+_AGENT_EVENTS: TypeAdapter[list[AgentEvent]] = TypeAdapter(list[AgentEvent])
+
+
+def parse_events(texts: Sequence[str]) -> list[AgentEvent]:
+    """Events from their JSON texts, checked in one pass (one JSON array, not one parse per
+    event); ``ValidationError`` (a ``ValueError``) if any text is not an agent event."""
+    return _AGENT_EVENTS.validate_json("[" + ",".join(texts) + "]")
 
 
 class ConnectionReady(_ServerFrame):

@@ -49,11 +49,10 @@ import json
 from typing import Any
 
 import redis.asyncio as redis
-from pydantic import TypeAdapter
 from redis.exceptions import RedisError
 
 from core.eventlog.base import MISSING, Deliver, LogRead, OnAck, OnError, contiguous
-from core.protocol import AgentEvent, EncodedEvent
+from core.protocol import AgentEvent, EncodedEvent, parse_events
 from core.telemetry.logging import get_logger
 
 log = get_logger(__name__)
@@ -117,9 +116,7 @@ end
 return {meta[1], meta[2], #entries, table.concat(events, ARGV[3])}
 """
 # Joins the events of a read: a control character, never found in JSON text.
-SEPARATOR = b"\x1e"
-
-_EVENTS: TypeAdapter[list[AgentEvent]] = TypeAdapter(list[AgentEvent])
+SEPARATOR = "\x1e"
 
 
 class RedisStreamEventLog:
@@ -218,8 +215,8 @@ class RedisStreamEventLog:
         if stored_epoch is None or stored_epoch.decode() != epoch:
             return MISSING
         try:
-            payloads = joined.split(SEPARATOR) if count else []
-            parsed = _EVENTS.validate_json(b"[" + b",".join(payloads) + b"]")
+            payloads = joined.decode().split(SEPARATOR) if count else []
+            parsed = parse_events(payloads)
             if len(payloads) != count or len(parsed) != count:
                 # An entry without an event, or one holding more than one.
                 raise ValueError(f"{count} entries, {len(parsed)} events")
@@ -227,7 +224,7 @@ class RedisStreamEventLog:
             self._failed("decode", exc, thread_id=thread_id)
             return MISSING
         events = [
-            EncodedEvent(event.seq, event.epoch, payload.decode())
+            EncodedEvent(event.seq, event.epoch, payload)
             for event, payload in zip(parsed[:limit], payloads[:limit], strict=True)
         ]
         newest = parsed[-1].seq if parsed else after_seq

@@ -6,14 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import TypeAdapter
-
 from core.db.records import ThreadRecord
 from core.db.repository import Repository
 from core.eventlog.base import EventLog, contiguous
-from core.protocol import AgentEvent, EncodedEvent
-
-_EVENTS: TypeAdapter[list[AgentEvent]] = TypeAdapter(list[AgentEvent])
+from core.protocol import EncodedEvent, parse_events
 
 
 @dataclass(frozen=True)
@@ -44,7 +40,7 @@ async def replay_events(
     if read.complete and newest >= thread.last_seq:
         return Replay(read.events, complete=True, source="log")
     stored = await repository.list_event_payloads(user_id, thread.id, after_seq, limit + 1)
-    events = _EVENTS.validate_json("[" + ",".join(stored or ()) + "]")
+    events = parse_events(stored or [])
     complete = len(events) <= limit and contiguous(events, after_seq, thread.epoch)
     encoded = [EncodedEvent.of(event) for event in events[:limit]]
     return Replay(encoded, complete=complete, source="database")
