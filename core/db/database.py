@@ -59,7 +59,8 @@ class Database:
         tracer: Tracer | None = None,
     ) -> None:
         self._url = url
-        self._dialect = parse_url(url).get_backend_name()  # ValueError if it cannot parse
+        self._parsed_url = parse_url(url)  # ValueError if it cannot parse
+        self._dialect = self._parsed_url.get_backend_name()
         self._connect_timeout_s = connect_timeout_s
         self._on_error = on_error
         self._pool_size = pool_size
@@ -113,8 +114,7 @@ class Database:
             pool_timeout_s=self._pool_timeout_s,
         )
         self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
-        parsed = parse_url(self._url)
-        if self._dialect == "sqlite" and not is_sqlite_memory(parsed):
+        if self._dialect == "sqlite" and not is_sqlite_memory(self._parsed_url):
             self._writer_engine = build_sqlite_writer_engine(
                 self._url, busy_timeout_s=self._busy_timeout_s
             )

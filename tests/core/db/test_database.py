@@ -128,6 +128,11 @@ async def test_a_pooled_connection_the_server_closed_is_replaced_without_an_erro
     assert db_errors.calls == []
 
 
+def add_thread(connection: Connection, user: str) -> None:
+    """The user's thread ``t-{user}``, inside ``run_transaction``'s work."""
+    connection.execute(insert(Thread).values(id="t-" + user, user_id=user, epoch="e", title=""))
+
+
 async def test_run_transaction_commits_what_its_work_wrote_and_returns_its_result(
     migrated_db: Database, db_errors: ErrorLog
 ) -> None:
@@ -135,7 +140,7 @@ async def test_run_transaction_commits_what_its_work_wrote_and_returns_its_resul
     await Repository(migrated_db).ensure_user(user)
 
     def write(connection: Connection) -> str:
-        connection.execute(insert(Thread).values(id="t-" + user, user_id=user, epoch="e", title=""))
+        add_thread(connection, user)
         return "written"
 
     assert await migrated_db.run_transaction("write", write, write=True) == "written"
@@ -150,7 +155,7 @@ async def test_run_transaction_rolls_back_and_lets_a_non_database_error_through_
     await Repository(migrated_db).ensure_user(user)
 
     def half_done(connection: Connection) -> None:
-        connection.execute(insert(Thread).values(id="t-" + user, user_id=user, epoch="e", title=""))
+        add_thread(connection, user)
         _ = 1 / 0
 
     with pytest.raises(ZeroDivisionError):
@@ -167,9 +172,7 @@ async def test_run_transaction_raises_a_database_failure_with_its_category_and_o
 
     def twice(connection: Connection) -> None:
         for _ in range(2):
-            connection.execute(
-                insert(Thread).values(id="t-" + user, user_id=user, epoch="e", title="")
-            )
+            add_thread(connection, user)
 
     with pytest.raises(DatabaseError) as raised:
         await migrated_db.run_transaction("twice", twice, write=True)
@@ -188,7 +191,7 @@ async def test_a_cancelled_sqlite_transaction_keeps_the_writers_turn_until_its_t
     started, release = threading.Event(), threading.Event()
 
     def slow(connection: Connection) -> None:
-        connection.execute(insert(Thread).values(id="t-1", user_id="alice", epoch="e", title=""))
+        add_thread(connection, "alice")
         started.set()
         release.wait(10)
 
@@ -206,7 +209,7 @@ async def test_a_cancelled_sqlite_transaction_keeps_the_writers_turn_until_its_t
         await caller
     await other
     # Nobody waits for it any more, but the transaction ran to its end.
-    assert await Repository(database).get_thread("alice", "t-1") is not None
+    assert await Repository(database).get_thread("alice", "t-alice") is not None
 
 
 async def test_a_transaction_run_as_one_is_one_span_with_the_failures_category(
@@ -224,9 +227,7 @@ async def test_a_transaction_run_as_one_is_one_span_with_the_failures_category(
 
     def twice(connection: Connection) -> None:
         for _ in range(2):
-            connection.execute(
-                insert(Thread).values(id="t-" + user, user_id=user, epoch="e", title="")
-            )
+            add_thread(connection, user)
 
     with pytest.raises(DatabaseError):
         await database.run_transaction("twice", twice, write=True)
