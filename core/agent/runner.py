@@ -9,7 +9,6 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import structlog
 from opentelemetry import context as otel_context
@@ -23,6 +22,7 @@ from core.agent.engine import Executor
 from core.agent.model import Message, ModelProvider, ModelReply, ProviderError, ToolCall, Usage
 from core.agent.phases import PhaseClock, PhaseTimeout
 from core.agent.preflight import PreflightFailure, preflight
+from core.agent.terminal import emit_terminal
 from core.agent.tool_calls import execute_tool_call
 from core.agent.tools.base import ToolContext
 from core.agent.tools.registry import ToolRegistry
@@ -31,7 +31,6 @@ from core.db.database import Database
 from core.db.errors import DatabaseError
 from core.db.records import RunResult, RunTakenOver
 from core.db.repository import Repository
-from core.protocol import EventType
 from core.publisher import EventPublisher
 from core.settings import Settings
 from core.telemetry.ids import trace_id_of
@@ -46,10 +45,6 @@ SYSTEM_PROMPT = (
     "usage; answer briefly with the figures they return."
 )
 _CIRCUIT_STATE_VALUE = {"closed": 0, "half_open": 1, "open": 2}
-# How long a run's ending waits for an unavailable database (about a minute in all), and
-# which failures are worth the wait: the database is away, not refusing this event.
-TERMINAL_RETRY_WAITS_S = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0, 8.0, 8.0, 8.0)
-_DATABASE_OUTAGE = frozenset({"connection_refused", "connection_lost", "timeout", "pool_exhausted"})
 
 
 @dataclass
@@ -317,7 +312,9 @@ class AgentRunner:
         call, started = outcome.open_call
         outcome.open_call = None
         duration_ms = (time.perf_counter() - started) * 1000
-        await self._emit_terminal(
+        await emit_terminal(
+            self._publisher,
+            self._metrics,
             ctx,
             "tool_completed",
             closing_tool_completed(call.name, call.call_id, reason, duration_ms),
@@ -327,37 +324,13 @@ class AgentRunner:
         self, ctx: UserExecutionContext, reason: str, phase: str, message: str
     ) -> None:
         log.warning("run_failed", reason=reason, phase=phase)
-        await self._emit_terminal(
-            ctx, "agent_error", {"reason": reason, "phase": phase, "message": message}
+        await emit_terminal(
+            self._publisher,
+            self._metrics,
+            ctx,
+            "agent_error",
+            {"reason": reason, "phase": phase, "message": message},
         )
-
-    async def _emit_terminal(
-        self,
-        ctx: UserExecutionContext,
-        kind: EventType,
-        data: dict[str, Any],
-        result: RunResult | None = None,
-    ) -> bool:
-        """Terminal events must not raise: a failure here is counted and logged, not lost.
-
-        An event is sent only once it is stored (its seq comes from the database), so while
-        the database is out the run's ending is retried, waits doubling, for up to
-        ``TERMINAL_RETRY_WAITS_S``: a run whose database comes back ends for its client (with
-        the ``database_*`` reason it failed with) instead of staying silent for good.
-        True once stored."""
-        waits = iter(TERMINAL_RETRY_WAITS_S)
-        while True:
-            try:
-                await self._publisher.emit(ctx, kind, data, ending=True, result=result)
-                return True
-            except DatabaseError as exc:
-                wait = next(waits, None)
-                if wait is None or not (exc.retryable or exc.category in _DATABASE_OUTAGE):
-                    self._metrics.events_undelivered.labels(kind, f"persist_{exc.category}").inc()
-                    log.error("terminal_event_not_persisted", type=kind, category=exc.category)
-                    return False
-                log.warning("terminal_event_retrying", type=kind, category=exc.category, wait=wait)
-                await asyncio.sleep(wait)
 
     async def _emit_completed(
         self, ctx: UserExecutionContext, outcome: _RunOutcome, duration_s: float
@@ -382,7 +355,9 @@ class AgentRunner:
             input_tokens=result.input_tokens,
             output_tokens=result.output_tokens,
         )
-        if not await self._emit_terminal(ctx, "agent_completed", data, result):
+        if not await emit_terminal(
+            self._publisher, self._metrics, ctx, "agent_completed", data, result=result
+        ):
             await self._record(ctx, result)  # the event is lost; the record may still go in
 
     async def _finish_failed(
