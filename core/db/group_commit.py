@@ -2,8 +2,8 @@
 one, which stores them all together.
 
 One transaction per event made the database the bottleneck of every run: its fixed cost
-(``BEGIN``, the lease check, ``COMMIT``, and on SQLite a hop to the driver's thread per
-statement) dwarfs the rows themselves. Batching shares it among everything waiting, so the
+(``BEGIN``, the lease check, ``COMMIT``, and on SQLite the hop to the writer thread)
+dwarfs the rows themselves. Batching shares it among everything waiting, so the
 cost per event falls as load rises, and an idle server still stores each event at once (a
 batch of one starts as soon as it arrives; nothing waits for a batch to fill).
 
