@@ -166,8 +166,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await services.database.connect()
-        for engine in services.database.sync_engines:
-            instrument_engine(engine, services.tracer_provider)
+        instrument_engine(services.database.traced_engine, services.tracer_provider)
         background = [
             asyncio.create_task(watch_loop_lag(services.metrics.loop_lag)),
             asyncio.create_task(services.deliveries.run()),

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 
 from opentelemetry.trace import Span, Tracer
 
-from core.telemetry.ids import trace_id_of
 from core.telemetry.metrics import Metrics, exemplar
 
 
@@ -47,6 +46,4 @@ class PhaseClock:
             finally:
                 elapsed = time.perf_counter() - started
                 self.durations[name] = self.durations.get(name, 0.0) + elapsed
-                self.metrics.phase_duration.labels(name).observe(
-                    elapsed, exemplar(trace_id_of(span))
-                )
+                self.metrics.phase_duration.labels(name).observe(elapsed, exemplar(span))

@@ -33,7 +33,6 @@ from core.db.records import RunResult, RunTakenOver
 from core.db.repository import Repository
 from core.publisher import EventPublisher
 from core.settings import Settings
-from core.telemetry.ids import trace_id_of
 from core.telemetry.logging import get_logger
 from core.telemetry.metrics import Metrics, exemplar
 
@@ -236,7 +235,7 @@ class AgentRunner:
                         ],
                     }
                 )
-                trace_id = trace_id_of(span)
+                trace_exemplar = exemplar(span)
         except (ProviderError, PhaseTimeout):
             self._circuit.record_failure()
             self._publish_circuit_state()
@@ -244,7 +243,7 @@ class AgentRunner:
         self._circuit.record_success()
         self._publish_circuit_state()
         self._metrics.genai_duration.labels("chat", provider.model).observe(
-            time.perf_counter() - started, exemplar(trace_id)
+            time.perf_counter() - started, trace_exemplar
         )
         self._metrics.genai_tokens.labels("input").observe(reply.usage.input_tokens)
         self._metrics.genai_tokens.labels("output").observe(reply.usage.output_tokens)
@@ -375,7 +374,7 @@ class AgentRunner:
             self._metrics.runs.labels(outcome.status).inc()
             if outcome.status == "completed":
                 # Only successful runs: the run-success SLI reads this histogram's 30 s bucket.
-                self._metrics.run_duration.observe(duration_s, exemplar(trace_id_of(span)))
+                self._metrics.run_duration.observe(duration_s, exemplar(span))
         log.info("run_finished", status=outcome.status, duration_ms=round(duration_s * 1000, 1))
 
     async def _record(self, ctx: UserExecutionContext, result: RunResult) -> None:

@@ -1,20 +1,22 @@
 """The backend's Prometheus instruments (ARCHITECTURE.md, "The SLI metric contract").
 
 ``Metrics`` owns its own ``CollectorRegistry`` so every app (and every test) has fresh
-instruments. Latency histograms take an optional trace id, exported as an OpenMetrics
-exemplar so a slow bucket leads straight to its trace.
+instruments. Latency histograms take the trace id of a recorded run, exported as an
+OpenMetrics exemplar so a slow bucket leads straight to its trace.
 """
 
 from __future__ import annotations
 
 from typing import get_args
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from opentelemetry.trace import Span, format_trace_id
+from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_TYPE
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
 from core.protocol import EventType, RunStatus
+from core.telemetry.instruments import Counter, Gauge, Histogram
 
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 RUN_STATUSES: tuple[str, ...] = get_args(RunStatus)
@@ -32,8 +34,13 @@ MODEL_CALL_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576)
 
 
-def exemplar(trace_id: str | None) -> dict[str, str] | None:
-    return {"trace_id": trace_id} if trace_id else None
+def exemplar(span: Span) -> dict[str, str] | None:
+    """The span's trace id as an exemplar, when its trace is recorded: under a sampler
+    (``OTEL_TRACES_SAMPLER``) an exemplar of an unsampled run would lead to no trace."""
+    context = span.get_span_context()
+    if not (context.is_valid and context.trace_flags.sampled):
+        return None
+    return {"trace_id": format_trace_id(context.trace_id)}
 
 
 class _Discard:
@@ -46,7 +53,7 @@ class _Discard:
     def inc(self, *_: object, **__: object) -> None:
         return None
 
-    dec = set = observe = inc
+    dec = set = set_function = observe = inc
 
 
 class Metrics:

@@ -6,9 +6,10 @@ Registered on the app's own registry (``Metrics.registry``), beside the SLI inst
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry
 
 from core.eventlog.memory import EVICT_REASONS
+from core.telemetry.instruments import Counter, Histogram
 
 TAKEOVER_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 3, 4, 5, 7.5, 10, 30)
 

@@ -10,30 +10,29 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
-    SimpleSpanProcessor,
-    SpanExporter,
-    SpanExportResult,
-)
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 from sqlalchemy.engine import Engine
 
 
-class SpanBuffer(SpanExporter):
-    """Keeps the most recent finished spans; the oldest fall out first."""
+class SpanBuffer(SpanProcessor):
+    """Keeps the most recent finished spans; the oldest fall out first.
+
+    A processor, not an exporter behind ``SimpleSpanProcessor``: that one takes a lock and
+    attaches a context around every export, for an append that can neither block nor
+    raise (about a tenth of each span's cost)."""
 
     def __init__(self, capacity: int) -> None:
         self._spans: deque[ReadableSpan] = deque(maxlen=capacity)
 
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        self._spans.extend(spans)
-        return SpanExportResult.SUCCESS
+    def on_end(self, span: ReadableSpan) -> None:
+        if span.context is not None and span.context.trace_flags.sampled:
+            self._spans.append(span)
 
     def recent(self) -> list[ReadableSpan]:
         return list(self._spans)
@@ -71,7 +70,7 @@ def build_tracer_provider(
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
         return provider, None
     buffer = SpanBuffer(buffer_capacity)
-    provider.add_span_processor(SimpleSpanProcessor(buffer))
+    provider.add_span_processor(buffer)
     return provider, buffer
 
 

@@ -43,6 +43,8 @@ class Deliveries:
         self._hub = hub
         self._metrics = metrics
         self._clock = clock
+        # The window's size, read at scrape time rather than set on every send and ack.
+        metrics.events_pending_ack.set_function(redelivery.window.pending_count)
 
     @property
     def sweep_interval_s(self) -> float:
@@ -74,7 +76,6 @@ class Deliveries:
                 self._metrics.tool_events_acked.labels(tool, event.type)
         for overflow in self._redelivery.overflow(now):
             self._undelivered(overflow.retired)
-        self._metrics.events_pending_ack.set(self._redelivery.window.pending_count())
         return sent
 
     def last_pending_seq(self, thread_id: str) -> int:
@@ -92,8 +93,6 @@ class Deliveries:
             metrics.ack_latency.labels(event.type).observe(event.latency_s)
             if event.tool is not None:
                 metrics.tool_events_acked.labels(event.tool, event.type).inc()
-        if retired:
-            metrics.events_pending_ack.set(self._redelivery.window.pending_count())
         return retired
 
     def sweep(self) -> tuple[int, int]:
@@ -112,7 +111,6 @@ class Deliveries:
                 case GiveUp(retired=retired):
                     self._undelivered(retired)
                     given_up += 1
-        self._metrics.events_pending_ack.set(self._redelivery.window.pending_count())
         return resent, given_up
 
     def _undelivered(self, retired: Retired) -> None:

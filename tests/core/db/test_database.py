@@ -219,8 +219,7 @@ async def test_a_transaction_run_as_one_is_one_span_with_the_failures_category(
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(spans))
     database = await open_database(database_url, tracer=provider.get_tracer("test"))
-    for engine in database.sync_engines:
-        instrument_engine(engine, provider)
+    instrument_engine(database.traced_engine, provider)
     user = unique_name("user")
     await Repository(database).ensure_user(user)
     spans.clear()
