@@ -51,14 +51,8 @@ class Repository(EventStore):
     def __init__(self, db: Database, *, clock: Callable[[], datetime] = utc_now) -> None:
         super().__init__(db)
         self._clock = clock
-        self._insert_run = (
-            self._insert(Run.__table__)  # type: ignore[arg-type]
-            .on_conflict_do_nothing(index_elements=[Run.user_id, Run.client_msg_id])
-            .returning(Run.id)
-        )
-        self._insert_user = self._insert(User.__table__).on_conflict_do_nothing(  # type: ignore[arg-type]
-            index_elements=[User.id]
-        )
+        self._insert_run = sql.INSERT_RUN[db.dialect]
+        self._insert_user = sql.INSERT_USER[db.dialect]
 
     def _insert(self, model: type[Any]) -> postgresql.Insert | sqlite.Insert:
         """``INSERT`` in the dialect that knows ``ON CONFLICT``."""
@@ -180,8 +174,12 @@ class Repository(EventStore):
             "status": "running",
             "is_canary": is_canary,
             "started_at": now,
+            "completed_at": None,
+            "duration_ms": None,
             "input_tokens": 0,
             "output_tokens": 0,
+            "error_category": None,
+            "error_reason": None,
             "replica_id": replica_id,
             "lease_expires_at": lease_expires_at,
         }
@@ -211,10 +209,7 @@ class Repository(EventStore):
             epoch = await self._db.run_transaction("admit_run", admit, write=True)
         except _AlreadyAdmitted:
             return await self._admitted(user_id, client_msg_id)
-        record = RunRecord(
-            **run, completed_at=None, duration_ms=None, error_category=None, error_reason=None
-        )
-        return Admission(record, epoch, created=True)
+        return Admission(RunRecord(**run), epoch, created=True)
 
     async def _admitted(self, user_id: str, client_msg_id: str) -> Admission:
         """The run a retried ``client_msg_id`` already started, and its thread's epoch."""

@@ -5,9 +5,42 @@ by the repository."""
 
 from __future__ import annotations
 
-from sqlalchemy import Text, bindparam, cast, insert, select, update
+from collections.abc import Sequence
+from typing import Any
 
-from core.db.models import Event, Message, Run, Thread, User
+from sqlalchemy import Text, TextClause, bindparam, cast, insert, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql.selectable import TextualSelect
+
+from core.db.models import Base, Event, Message, Run, Thread, User
+
+
+def insert_or_skip(
+    model: type[Base],
+    conflict: Sequence[InstrumentedAttribute[Any]],
+    *,
+    returning: InstrumentedAttribute[Any] | None = None,
+) -> dict[str, TextClause | TextualSelect]:
+    """``INSERT`` of every column of ``model``, ``ON CONFLICT (conflict) DO NOTHING``, by
+    dialect name, as text compiled once. The dialects' inserts (the only ones with ``ON
+    CONFLICT``) are uncacheable in SQLAlchemy 2.0 (``inherit_cache = False``): compiled
+    again on every execution. Text with typed bind parameters has a cache key, and keeps
+    each column's bind processing (SQLite's timestamps and booleans)."""
+    statements: dict[str, TextClause | TextualSelect] = {}
+    for dialect in (sqlite, postgresql):
+        statement = dialect.insert(model).on_conflict_do_nothing(index_elements=conflict)
+        if returning is not None:
+            statement = statement.returning(returning)
+        compiled = statement.compile(dialect=dialect.dialect(paramstyle="named"))
+        clause = text(str(compiled)).bindparams(
+            *(bindparam(column.key, type_=column.type) for column in model.__table__.columns)
+        )
+        statements[dialect.dialect.name] = (
+            clause if returning is None else clause.columns(returning)
+        )
+    return statements
+
 
 BUMP_SEQ = (
     update(Thread)
@@ -51,3 +84,6 @@ EVENT_PAYLOADS = (
     .order_by(Event.seq)
     .limit(bindparam("b_limit"))
 )
+# The idempotent inserts of a chat's run and a handshake's user, by dialect name.
+INSERT_RUN = insert_or_skip(Run, [Run.user_id, Run.client_msg_id], returning=Run.id)
+INSERT_USER = insert_or_skip(User, [User.id])
