@@ -3,8 +3,11 @@
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 
-from tests.fixtures.servers import BackendProcess
+import pytest
+
+from tests.fixtures.servers import BackendProcess, spawn_backend, stop_backend
 
 
 def loadgen(
@@ -46,8 +49,20 @@ def _env(extra: dict[str, str]) -> dict[str, str]:
     return {**os.environ, **extra}
 
 
-def test_loadgen_stops_starting_runs_at_the_duration(live_backend: BackendProcess):
-    done = loadgen(live_backend, "--users", "2", "--runs", "100000", "--duration", "1")
+@pytest.fixture
+def unthrottled_backend(sqlite_url: str) -> Iterator[BackendProcess]:
+    """A backend whose per-connection frame rate limit is out of reach: users chatting back
+    to back for a whole second send more chats than the default allows (20/s, 40 at once),
+    and would be refused as rate_limited on a fast machine."""
+    backend = spawn_backend(
+        sqlite_url, env={"VIGIL_RATE_LIMIT_PER_S": "100000", "VIGIL_RATE_LIMIT_BURST": "100000"}
+    )
+    yield backend
+    stop_backend(backend)
+
+
+def test_loadgen_stops_starting_runs_at_the_duration(unthrottled_backend: BackendProcess):
+    done = loadgen(unthrottled_backend, "--users", "2", "--runs", "100000", "--duration", "1")
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert 0 < summary["runs_completed"] < 200_000
