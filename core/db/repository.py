@@ -186,8 +186,9 @@ class Repository(EventStore):
 
         def admit(connection: Connection) -> str:
             if thread_id is None:
+                # Its columns as is: dataclasses.asdict deep-copies every value.
                 thread = ThreadRecord(new_id(), user_id, new_epoch(), title, 0, now, now)
-                connection.execute(sql.INSERT_THREAD, asdict(thread))
+                connection.execute(sql.INSERT_THREAD, vars(thread))
                 run["thread_id"] = thread.id
                 epoch = thread.epoch
             else:

@@ -86,7 +86,10 @@ def check_lease(connection: Connection, run_id: str, holder: str) -> None:
 
 def _lock_runs(connection: Connection, run_ids: list[str]) -> dict[str, str | None]:
     """The runs' lease holders, their rows locked in id order until commit."""
-    result = connection.execute(sql.LOCK_RUNS, {"runs": run_ids})
+    if len(run_ids) == 1:
+        result = connection.execute(sql.LOCK_RUN, {"run": run_ids[0]})
+    else:
+        result = connection.execute(sql.LOCK_RUNS, {"runs": run_ids})
     return dict(result.tuples().all())
 
 
