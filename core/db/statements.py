@@ -48,7 +48,7 @@ BUMP_SEQ = (
     .values(last_seq=Thread.last_seq + bindparam("count"), updated_at=bindparam("at"))
     .returning(Thread.last_seq, Thread.epoch)
 )
-# One run's row: most batches carry one run, and an expanding IN is rendered again per call.
+# One run's row (a batch of one run's events, a lease check): an expanding IN is rendered per call.
 LOCK_RUN = select(Run.id, Run.replica_id).where(Run.id == bindparam("run")).with_for_update()
 LOCK_RUNS = (
     select(Run.id, Run.replica_id)
