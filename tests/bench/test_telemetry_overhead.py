@@ -12,6 +12,7 @@ import statistics
 import pytest
 
 from tests.bench.common import LOADGEN, backend, cpu_seconds, run_loadgen, scaled
+from tests.bench.instructions import instructions_per_run
 from tests.bench.report import Figure, record
 
 pytestmark = pytest.mark.bench
@@ -19,6 +20,7 @@ pytestmark = pytest.mark.bench
 USERS = 50
 RUNS = scaled(20, 2)  # about 1,000 runs a round: shorter rounds were mostly noise
 ROUNDS = 5
+COUNTED_RUNS = scaled(4, 1)  # per user, under callgrind (about 50 times slower)
 TARGET_LOSS = 0.10
 OFF = {"OTEL_SDK_DISABLED": "true", "VIGIL_METRICS_ENABLED": "false"}
 # The SDK's standard head sampler, as an operator would set it: one run's trace in ten.
@@ -42,6 +44,16 @@ def one_round(template, tmp_path, name: str, env: dict[str, str]) -> tuple[float
     return summary["runs_per_s"], summary["run_latency_ms"]["p99"], cpu / done * 1000
 
 
+def counted(template, tmp_path, name: str, env: dict[str, str]) -> float:
+    """Backend instructions per run (callgrind) on a fresh database."""
+    import shutil
+
+    path = tmp_path / f"counted-{name}.db"
+    shutil.copy(template, path)
+    url = f"sqlite+aiosqlite:///{path}"
+    return instructions_per_run(url, tmp_path / f"callgrind-{name}", env, USERS, COUNTED_RUNS)
+
+
 def test_telemetry_costs_at_most_a_tenth_of_throughput(sqlite_template, tmp_path):
     variants = {"on": {}, "off": OFF, "sampled": SAMPLED}
     results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in variants}
@@ -52,6 +64,8 @@ def test_telemetry_costs_at_most_a_tenth_of_throughput(sqlite_template, tmp_path
     loss = 1 - median["on"][0] / median["off"][0]
     sampled_loss = 1 - median["sampled"][0] / median["off"][0]
     cpu_share = 1 - median["off"][2] / median["on"][2]
+    instructions = {name: counted(sqlite_template, tmp_path, name, env) for name, env in
+                    variants.items()}  # fmt: skip
     figures = [
         Figure("runs/s with tracing + metrics on / off (median)",
                f"{median['on'][0]:.1f} / {median['off'][0]:.1f}"),
@@ -60,6 +74,11 @@ def test_telemetry_costs_at_most_a_tenth_of_throughput(sqlite_template, tmp_path
                f"{median['on'][2]:.1f} / {median['off'][2]:.1f} ({cpu_share:.0%} of it telemetry)"),
         Figure("chat-to-completed p99 on / off (ms)",
                f"{median['on'][1]:.0f} / {median['off'][1]:.0f}"),
+        Figure("backend instructions per run on / off / sampled (callgrind, millions)",
+               " / ".join(f"{instructions[name] / 1e6:.2f}" for name in variants)),
+        Figure("telemetry's share of the instructions, every trace / sampled 1 in 10",
+               f"{1 - instructions['off'] / instructions['on']:.1%} / "
+               f"{1 - instructions['off'] / instructions['sampled']:.1%}"),
         Figure("tracing sampled 1 in 10, metrics on: runs/s, throughput lost",
                f"{median['sampled'][0]:.1f}, {sampled_loss:.1%}"),
         Figure("rounds (runs/s)", "; ".join(
@@ -81,5 +100,9 @@ def test_telemetry_costs_at_most_a_tenth_of_throughput(sqlite_template, tmp_path
         "discards. Sampled: OTEL_TRACES_SAMPLER=parentbased_traceidratio with "
         "OTEL_TRACES_SAMPLER_ARG=0.1, the SDK's own head sampler, which an operator sets to "
         "keep one run's trace in ten (the target is judged on the default, every trace). "
-        f"{ROUNDS} alternating rounds, a fresh SQLite database and backend each.",
+        f"{ROUNDS} alternating rounds, a fresh SQLite database and backend each. "
+        "Instructions: the same load, "
+        f"{USERS} users x {COUNTED_RUNS} runs, against each variant run under valgrind's "
+        "callgrind, counting only during the load (tests/bench/instructions.py); unlike CPU "
+        "time, the count does not move with what else the machine is doing.",
     )
