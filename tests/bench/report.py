@@ -102,7 +102,8 @@ Knobs: `VIGIL_BENCH_SCALE` (default 1) scales the run counts, `VIGIL_BENCH_SECON
 sidecar bench's window, `VIGIL_SOAK_SECONDS` the soak; one bench alone:
 `.venv/bin/python -m pytest tests/bench/test_resume.py -m bench -s --timeout=1800`. The load
 generator used for the session figures is `vigil loadgen --users N --runs M [--think S]
-[--duration S] [--json]` against any running backend.
+[--duration S] [--json]` against any running backend. The telemetry bench also counts
+instructions with valgrind's callgrind (Debian's `valgrind`, which it asks for if missing).
 """
 
 
