@@ -5,6 +5,7 @@ down, and another user chatting meanwhile sees every run complete, in order."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import Counter
 from pathlib import Path
@@ -257,9 +258,12 @@ def test_a_flood_is_rate_limited_and_bystanders_go_on(
     with Bystander(limited_backend, user=f"calm-{len(frame)}") as bystander:
         with connect(limited_backend.ws_url, subprotocols=subprotocols) as ws:  # type: ignore[arg-type]
             assert json.loads(ws.recv(timeout=10))["type"] == "connection_ready"
-            try:
+            with contextlib.suppress(ConnectionClosed):
                 for _ in range(sent):
                     ws.send(frame)
+            # A fast server can close (4429) while the flood is still being sent: the
+            # answers it sent before its close frame are read all the same.
+            try:
                 while sum(codes.values()) < sent:
                     answer = json.loads(ws.recv(timeout=30))
                     if answer["type"] == "error":
