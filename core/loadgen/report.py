@@ -6,6 +6,13 @@ from rich.table import Table
 
 from core.loadgen.stats import Distribution, Summary
 
+# A user chatting back to back outruns the backend's per-connection limit on a fast machine.
+RATE_LIMIT_HINT = (
+    "the backend refused chats over its frame rate limit (VIGIL_RATE_LIMIT_PER_S and "
+    "VIGIL_RATE_LIMIT_BURST, 20/s and 40 by default): raise them on the backend under test, "
+    "or let users pause with --think"
+)
+
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
@@ -32,4 +39,6 @@ def summary_table(summary: Summary) -> Table:
         table.add_row(f"error: {kind}", str(count))
     if not summary.errors:
         table.add_row("errors", "0")
+    if any(kind.endswith(":rate_limited") for kind in summary.errors):
+        table.add_row("hint", RATE_LIMIT_HINT)
     return table
