@@ -2,7 +2,8 @@
 tracing and metrics on (the default) and off (OTEL_SDK_DISABLED=true, the OpenTelemetry
 SDK's standard switch; VIGIL_METRICS_ENABLED=false), and with tracing sampled one run in ten
 (the SDK's head sampler, set by its standard variables), alternating rounds, each on a fresh
-backend; throughput lost = 1 - on/off of the median rounds."""
+backend; throughput lost = 1 - on/off of the median rounds. Then each variant once more under
+callgrind: the backend's instructions per run, a share that the machine's noise leaves alone."""
 
 from __future__ import annotations
 
