@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -27,6 +28,12 @@ BENCH_ENV = {
     "VIGIL_RATE_LIMIT_PER_S": "100000",
     "VIGIL_RATE_LIMIT_BURST": "100000",
 }
+
+
+def fresh_copy(template: Path, path: Path) -> str:
+    """A copy of the migrated template database at ``path``; its URL."""
+    shutil.copy(template, path)
+    return f"sqlite+aiosqlite:///{path}"
 
 
 def scaled(n: int, minimum: int = 1) -> int:

@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import statistics
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import connect
 
 from core.client import VigilClient
-from tests.bench.common import backend, metric_samples, rss_bytes
+from tests.bench.common import backend, fresh_copy, metric_samples, rss_bytes
 from tests.bench.report import Figure, record
 from tests.fixtures.redis import delete_prefix, redis_test_url
 
@@ -89,11 +87,6 @@ async def measure(name: str, url: str, env: dict[str, str], source: str) -> list
         Figure(f"{name}: backend RSS before / after the resumes",
                f"{rss_before / 2**20:.1f} / {rss_after / 2**20:.1f} MiB"),
     ]  # fmt: skip
-
-
-def fresh_copy(template: Path, path: Path) -> str:
-    shutil.copy(template, path)
-    return f"sqlite+aiosqlite:///{path}"
 
 
 async def test_resume_of_a_thousand_missed_events(sqlite_template, tmp_path):

@@ -12,7 +12,7 @@ import statistics
 
 import pytest
 
-from tests.bench.common import LOADGEN, backend, cpu_seconds, run_loadgen, scaled
+from tests.bench.common import LOADGEN, backend, cpu_seconds, fresh_copy, run_loadgen, scaled
 from tests.bench.instructions import instructions_per_run
 from tests.bench.report import Figure, record
 
@@ -30,11 +30,7 @@ SAMPLED = {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPL
 
 def one_round(template, tmp_path, name: str, env: dict[str, str]) -> tuple[float, float, float]:
     """(runs/s, p99 ms, backend CPU ms per run) of one round on a fresh database."""
-    import shutil
-
-    path = tmp_path / f"{name}.db"
-    shutil.copy(template, path)
-    with backend(f"sqlite+aiosqlite:///{path}", **env) as vigil:
+    with backend(fresh_copy(template, tmp_path / f"{name}.db"), **env) as vigil:
         run_loadgen(vigil.ws_url, 5, 2)  # warm-up
         before = cpu_seconds(vigil.pid)
         summary = run_loadgen(vigil.ws_url, USERS, RUNS)
@@ -47,11 +43,7 @@ def one_round(template, tmp_path, name: str, env: dict[str, str]) -> tuple[float
 
 def counted(template, tmp_path, name: str, env: dict[str, str]) -> float:
     """Backend instructions per run (callgrind) on a fresh database."""
-    import shutil
-
-    path = tmp_path / f"counted-{name}.db"
-    shutil.copy(template, path)
-    url = f"sqlite+aiosqlite:///{path}"
+    url = fresh_copy(template, tmp_path / f"counted-{name}.db")
     return instructions_per_run(url, tmp_path / f"callgrind-{name}", env, USERS, COUNTED_RUNS)
 
 
