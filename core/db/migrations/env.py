@@ -44,6 +44,12 @@ def _migrate(connection: Connection) -> None:
         target_metadata=Base.metadata,
         render_as_batch=render_as_batch,
         compare_type=True,
+        # One transaction for the version read and every migration, on SQLite too: Alembic
+        # takes SQLite's DDL for non-transactional and commits each migration on its own,
+        # which let go of the write lock in between, so a replica that read the version
+        # meanwhile applied a migration the other had already applied. SQLite's DDL is
+        # transactional.
+        transactional_ddl=True,
     )
     with context.begin_transaction():
         # Replicas may migrate at the same moment: the second waits, then finds head. SQLite
