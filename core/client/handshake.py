@@ -59,7 +59,10 @@ async def handshake(endpoint: Endpoint, token: str) -> tuple[ClientConnection, d
         )
     except InvalidStatus as exc:
         raise _refusal(exc) from exc
-    ready = json.loads(await asyncio.wait_for(websocket.recv(), endpoint.open_timeout))
+    # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the cancellation
+    # of a caller's own timeout when the frame arrives at the same moment.
+    async with asyncio.timeout(endpoint.open_timeout):
+        ready = json.loads(await websocket.recv())
     if ready.get("type") != "connection_ready":
         await websocket.close()
         raise ConnectionError(f"expected connection_ready, got {ready.get('type')!r}")

@@ -68,9 +68,11 @@ class RawClient:
 
     async def frame(self, timeout: float = RUN_TIMEOUT_S) -> dict[str, Any]:
         while True:
-            frame: dict[str, Any] = json.loads(
-                await asyncio.wait_for(self.websocket.recv(), timeout)
-            )
+            # Not asyncio.wait_for: on Python 3.11 it swallows the cancellation of an outer
+            # asyncio.timeout (drain's) when the frame arrives in the same loop iteration,
+            # and with a ping every second drain then never ended.
+            async with asyncio.timeout(timeout):
+                frame: dict[str, Any] = json.loads(await self.websocket.recv())
             if frame["type"] != "ping":
                 return frame
             if self.answer_pings:
