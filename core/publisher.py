@@ -21,7 +21,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from opentelemetry.trace import Link, NoOpTracer, SpanContext, Tracer, get_current_span
+from opentelemetry.trace import (
+    Link,
+    NoOpTracer,
+    Span,
+    SpanContext,
+    SpanKind,
+    Tracer,
+    get_current_span,
+)
 from pydantic_core import to_jsonable_python
 
 from core.agent.context import UserExecutionContext
@@ -166,17 +174,22 @@ class EventPublisher:
     ) -> Sequence[AgentEvent | EmitFailure]:
         """One transaction for the batch (refusing the events of runs that already
         failed), then each stored event handed out, in order. Its span (``store_events``)
-        is the root of a trace of its own, linked to the span each event was emitted in."""
+        is the root of a trace of its own, linked to the span each event was emitted in.
+        The transaction is traced in that span, not in a child (docs/telemetry.md): its
+        end is the span's ``events_stored`` event, the hand-out follows it."""
         # One link per span (a run's events of one batch were mostly emitted in the same).
         emitted_in = {(e.emitted_in.span_id, e.emitted_in.trace_id): e.emitted_in for e in batch}
         with self._tracer.start_as_current_span(
             "store_events",
+            kind=SpanKind.CLIENT,
             links=[Link(context) for context in emitted_in.values() if context.is_valid],
             attributes={"vigil.batch.events": len(batch)},
-        ):
-            return await self._store_batch(batch)
+        ) as span:
+            return await self._store_batch(batch, span)
 
-    async def _store_batch(self, batch: Sequence[_Emission]) -> Sequence[AgentEvent | EmitFailure]:
+    async def _store_batch(
+        self, batch: Sequence[_Emission], span: Span
+    ) -> Sequence[AgentEvent | EmitFailure]:
         outcomes: list[AgentEvent | EmitFailure | None] = [None] * len(batch)
         live: list[int] = []
         for index, emission in enumerate(batch):
@@ -189,38 +202,40 @@ class EventPublisher:
             return _answered(outcomes)
         stored: Sequence[AppendOutcome | DatabaseError]
         try:
-            stored = await self._append([batch[i].new_event() for i in live])
+            stored = await self._append([batch[i].new_event() for i in live], span)
         except DatabaseError as exc:
             if len(live) > 1 and exc.category in ONE_EVENTS_FAULT:
                 for index in live:
-                    outcomes[index] = await self._store_alone(batch[index])
+                    outcomes[index] = await self._store_alone(batch[index], span)
                 return _answered(outcomes)
             stored = [exc] * len(live)
+        else:
+            span.add_event("events_stored")
         for index, outcome in zip(live, stored, strict=True):
             outcomes[index] = await self._settle(batch[index], outcome)
         return _answered(outcomes)
 
-    async def _append(self, events: list[NewEvent]) -> list[AppendOutcome]:
+    async def _append(self, events: list[NewEvent], span: Span) -> list[AppendOutcome]:
         """``append_events``, tried again after a conflict with another transaction (a
         deadlock, a serialization failure), which a retry resolves: failing the batch
         would fail every run it carries."""
         for wait in CONFLICT_RETRY_WAITS_S:
             try:
-                return await self._repository.append_events(events)
+                return await self._repository.append_events(events, span=span)
             except DatabaseError as exc:
                 if exc.category not in CONFLICTS:
                     raise
                 log.warning("event_batch_retrying", category=exc.category, events=len(events))
                 await asyncio.sleep(wait)
-        return await self._repository.append_events(events)
+        return await self._repository.append_events(events, span=span)
 
-    async def _store_alone(self, emission: _Emission) -> AgentEvent | EmitFailure:
+    async def _store_alone(self, emission: _Emission, span: Span) -> AgentEvent | EmitFailure:
         failure = None if emission.ending else self._failed.get(emission.ctx.run_id)
         if failure is not None:
             return failure  # an earlier event of this run in the batch was the culprit
         outcome: AppendOutcome | DatabaseError
         try:
-            (outcome,) = await self._append([emission.new_event()])
+            (outcome,) = await self._append([emission.new_event()], span)
         except DatabaseError as exc:
             outcome = exc
         return await self._settle(emission, outcome)

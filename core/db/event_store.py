@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
+from opentelemetry.trace import Span
 from sqlalchemy import Connection, select
 
 from core.db import statements as sql
@@ -49,9 +50,12 @@ class EventStore:
             raise outcome
         return outcome
 
-    async def append_events(self, events: Sequence[NewEvent]) -> list[AppendOutcome]:
+    async def append_events(
+        self, events: Sequence[NewEvent], *, span: Span | None = None
+    ) -> list[AppendOutcome]:
         """Store events in one transaction; for each, its ``(seq, epoch)`` or the refusal
-        that kept it out (nothing of a refused event is stored, and it takes no seq).
+        that kept it out (nothing of a refused event is stored, and it takes no seq). The
+        transaction is traced in ``span`` when given (``Database.run_transaction``).
 
         Fencing: an event with ``lease_holder`` is stored only while its run's lease is
         still that holder's, else refused with ``RunTakenOver`` (a replica cut off long
@@ -121,7 +125,7 @@ class EventStore:
             assert all(outcome is not None for outcome in outcomes)  # every event was answered
             return cast(list[AppendOutcome], outcomes)
 
-        return await self._db.run_transaction("append_event", store, write=True)
+        return await self._db.run_transaction("append_event", store, write=True, span=span)
 
     async def list_events(
         self, user_id: str, thread_id: str, after_seq: int, limit: int

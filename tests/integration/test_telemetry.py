@@ -44,19 +44,20 @@ async def test_a_run_is_the_root_of_its_own_trace_with_a_span_per_phase(live_ser
     handshake = next(s for s in spans if s.name == "ws.handshake")
     assert root.links[0].context.span_id == handshake.context.span_id
     # Its events are stored in batches shared with other runs: each batch is a trace of its
-    # own, linked to the spans its events were emitted in.
-    batches = {
-        s.context.trace_id
+    # own, one span linked to the spans its events were emitted in, which holds the batch's
+    # transaction (no child, no span per statement: docs/telemetry.md).
+    batches = [
+        s
         for s in spans
         if s.name == "store_events"
         and any(link.context.trace_id == root.context.trace_id for link in s.links)
-    }
-    # Each batch's transaction is one span (not one per statement: docs/telemetry.md).
-    transactions = [s for s in spans if s.context.trace_id in batches and s.parent]
-    assert transactions and {s.name for s in transactions} == {"db.transaction append_event"}
-    assert all(s.kind == SpanKind.CLIENT for s in transactions)
-    assert {s.attributes["db.system.name"] for s in transactions} == {"sqlite"}
-    assert not any("db.statement" in (s.attributes or {}) for s in transactions)
+    ]
+    assert batches and all(s.parent is None and s.kind == SpanKind.CLIENT for s in batches)
+    assert {s.attributes["db.system.name"] for s in batches} == {"sqlite"}
+    assert {s.attributes["vigil.db.operation"] for s in batches} == {"append_event"}
+    assert all([e.name for e in s.events] == ["events_stored"] for s in batches)
+    in_batches = {s.context.trace_id for s in batches}
+    assert not [s.name for s in spans if s.context.trace_id in in_batches and s.parent]
     assert not any(s.name.endswith(("receive", "send")) for s in spans), "no span per message"
 
 

@@ -236,3 +236,31 @@ async def test_a_transaction_run_as_one_is_one_span_with_the_failures_category(
     assert span.attributes["db.system.name"] == database.dialect
     assert span.attributes["error.type"] == "integrity_violation"
     assert span.status.status_code == StatusCode.ERROR
+
+
+async def test_a_transaction_traced_in_the_callers_span_makes_no_span_of_its_own(
+    database_url: str, open_database: OpenDatabase
+) -> None:
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    tracer = provider.get_tracer("test")
+    database = await open_database(database_url, tracer=tracer)
+    instrument_engine(database.traced_engine, provider)
+    user = unique_name("user")
+    await Repository(database).ensure_user(user)
+    spans.clear()
+
+    def twice(connection: Connection) -> None:
+        for _ in range(2):
+            add_thread(connection, user)
+
+    with tracer.start_as_current_span("batch") as batch, pytest.raises(DatabaseError):
+        await database.run_transaction("twice", twice, write=True, span=batch)
+
+    (span,) = spans.get_finished_spans()
+    assert span.name == "batch"
+    assert span.attributes["vigil.db.operation"] == "twice"
+    assert span.attributes["db.system.name"] == database.dialect
+    assert span.attributes["error.type"] == "integrity_violation"
+    assert span.status.status_code == StatusCode.ERROR
