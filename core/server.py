@@ -31,6 +31,8 @@ from core.ws.transport import ClosingWSProtocol
 log = get_logger(__name__)
 
 SIDECAR_PORT = 9100
+# Seconds an idle HTTP connection stays open (sidecar/runner.py KEEPALIVE_EXPIRY_S is shorter).
+HTTP_KEEP_ALIVE_S = 5
 # How long the sidecar gets to stop after SIGTERM before it is killed.
 SIDECAR_STOP_TIMEOUT_S = 10.0
 
@@ -103,6 +105,8 @@ def uvicorn_config(
         log_config=None,
         log_level="warning",
         access_log=False,
+        # uvicorn's default, stated: the sidecar's HTTP client drops idle connections sooner.
+        timeout_keep_alive=HTTP_KEEP_ALIVE_S,
         # After the drain (core.drain), what is left of open requests gets this long.
         timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 10,
     )

@@ -36,6 +36,10 @@ from sidecar.slo.tracker import SLOTracker
 
 log = get_logger(__name__)
 DRAIN_PATH = "/admin/drain"
+# The backend closes a connection left idle for 5 s (uvicorn's keep-alive timeout); a request
+# sent on it at that moment fails ("Server disconnected", a reset), and with a probe every
+# 5 s that happened to a scrape every few minutes. Idle connections are dropped well before.
+KEEPALIVE_EXPIRY_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,10 @@ class Sidecar:
         self.metrics = SidecarMetrics(
             registry, lambda: self.statuses, lambda: objectives, self._memory_view
         )
-        self.http = httpx.AsyncClient(timeout=config.http_timeout_s)
+        self.http = httpx.AsyncClient(
+            timeout=config.http_timeout_s,
+            limits=httpx.Limits(keepalive_expiry=KEEPALIVE_EXPIRY_S),
+        )
         base = config.target_url.rstrip("/")
         self.probes = ProbeLoop(
             self.http,
