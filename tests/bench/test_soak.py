@@ -16,7 +16,7 @@ import pytest
 
 from core.client import VigilClient
 from sidecar.memory.trend import Thresholds, theil_sen
-from tests.bench.common import BENCH_ENV, metric_sum, rss_bytes
+from tests.bench.common import BENCH_ENV, metric_samples, metric_sum, rss_bytes
 from tests.bench.report import Figure, record
 from tests.bench.test_sidecar_budget import spawn_sidecar
 from tests.fixtures.servers import spawn_backend, stop_backend
@@ -107,6 +107,9 @@ async def test_steady_load_keeps_memory_flat_and_delivers_every_event(sqlite_url
         acked = metric_sum(vigil.base_url, "vigil_events_acked_total")
         undelivered = metric_sum(vigil.base_url, "vigil_events_undelivered_total")
         memory = httpx.get(f"{sidecar_url}/slo", timeout=5).json().get("memory", {})
+        scrapes = metric_samples(sidecar_url)
+        scrapes_ok = scrapes.get(("vigil_sidecar_scrapes_total", (("outcome", "ok"),)), 0)
+        scrapes_failed = scrapes.get(("vigil_sidecar_scrapes_total", (("outcome", "error"),)), 0)
     finally:
         sidecar.terminate()
         sidecar.wait(timeout=30)
@@ -131,6 +134,8 @@ async def test_steady_load_keeps_memory_flat_and_delivers_every_event(sqlite_url
         Figure("drift over the window vs residual noise (1 sd)",
                f"{drift / 2**20:+.2f} MiB vs {noise / 2**20:.2f} MiB"),
         Figure("sidecar's own memory state", str(memory.get("state", memory))),
+        Figure("sidecar's scrapes of the backend: ok / failed",
+               f"{scrapes_ok:.0f} / {scrapes_failed:.0f}"),
         Figure("events emitted / acked / undelivered", f"{emitted:,.0f} / {acked:,.0f} / "
                f"{undelivered:,.0f}", "0 undelivered", undelivered == 0 and acked == emitted),
         Figure("malformed runs seen by users", str(len(bad)), "0", not bad),
