@@ -211,8 +211,13 @@ class EventPublisher:
             stored = [exc] * len(live)
         else:
             span.add_event("events_stored")
-        for index, outcome in zip(live, stored, strict=True):
-            outcomes[index] = await self._settle(batch[index], outcome)
+        settled = [
+            (batch[index], self._settle(batch[index], outcome))
+            for index, outcome in zip(live, stored, strict=True)
+        ]
+        for index, (_, outcome) in zip(live, settled, strict=True):
+            outcomes[index] = outcome
+        await self._hand_out(settled)
         return _answered(outcomes)
 
     async def _append(self, events: list[NewEvent], span: Span) -> list[AppendOutcome]:
@@ -233,28 +238,37 @@ class EventPublisher:
         failure = None if emission.ending else self._failed.get(emission.ctx.run_id)
         if failure is not None:
             return failure  # an earlier event of this run in the batch was the culprit
-        outcome: AppendOutcome | DatabaseError
+        stored: AppendOutcome | DatabaseError
         try:
-            (outcome,) = await self._append([emission.new_event()], span)
+            (stored,) = await self._append([emission.new_event()], span)
         except DatabaseError as exc:
-            outcome = exc
-        return await self._settle(emission, outcome)
+            stored = exc
+        outcome = self._settle(emission, stored)
+        await self._hand_out([(emission, outcome)])
+        return outcome
 
-    async def _settle(
+    def _settle(
         self, emission: _Emission, outcome: AppendOutcome | DatabaseError
     ) -> AgentEvent | EmitFailure:
-        ctx = emission.ctx
+        """The stored event, or the failure, which stops the run's later events."""
         if isinstance(outcome, Exception):
             if not emission.ending:
-                self._failed.setdefault(ctx.run_id, outcome)
+                self._failed.setdefault(emission.ctx.run_id, outcome)
             return outcome
-        event = emission.event
-        assert event is not None  # built by payload() when it was stored
-        # Never raises: a failing log is counted, and the event is still sent here.
-        await self._event_log.append(ctx.user_id, event)
-        # Canary traffic stays out of the user SLIs (the sidecar measures it).
-        self._deliveries.emitted(ctx.user_id, event, counted=not ctx.canary)
-        return event
+        assert emission.event is not None  # built by payload() when it was stored
+        return emission.event
+
+    async def _hand_out(self, settled: list[tuple[_Emission, AgentEvent | EmitFailure]]) -> None:
+        """The stored events to the event log, all in one call (one round trip to Redis),
+        then to the deliveries, in order."""
+        events = [(e, outcome) for e, outcome in settled if isinstance(outcome, AgentEvent)]
+        if not events:
+            return
+        # Never raises: a failing log is counted, and the events are still sent here.
+        await self._event_log.append_all([(e.ctx.user_id, event) for e, event in events])
+        for emission, event in events:
+            # Canary traffic stays out of the user SLIs (the sidecar measures it).
+            self._deliveries.emitted(emission.ctx.user_id, event, counted=not emission.ctx.canary)
 
 
 def _answered(

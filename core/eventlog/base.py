@@ -14,7 +14,7 @@ Failures of the log never raise into the request path: the backend logs them, co
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -78,6 +78,10 @@ class EventLog(Protocol):
     async def append(self, user_id: str, event: AgentEvent) -> bool:
         """Add an event the database has already stored; ``False`` if the log failed
         (logged and counted). Appends of one thread come in seq order."""
+
+    async def append_all(self, events: Sequence[tuple[str, AgentEvent]]) -> list[bool]:
+        """``append`` for each ``(owner user id, event)``, in order, at once (Redis: one
+        round trip); for each, ``False`` if the log failed it."""
 
     async def acked(self, thread_id: str, seq: int) -> None:
         """Tell the other replicas a client acked the thread up to ``seq`` (the caller has

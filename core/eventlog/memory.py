@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -135,6 +135,9 @@ class InProcessEventLog:
         while self._bytes > self._max_bytes and log.entries:
             self._bytes += log.drop_oldest()  # The only thread left is larger than the bound.
         return True
+
+    async def append_all(self, events: Sequence[tuple[str, AgentEvent]]) -> list[bool]:
+        return [await self.append(user_id, event) for user_id, event in events]
 
     async def read(self, thread_id: str, epoch: str, after_seq: int, limit: int) -> LogRead:
         log = self._threads.get(thread_id)

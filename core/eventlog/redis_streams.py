@@ -46,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as redis
@@ -182,26 +183,51 @@ class RedisStreamEventLog:
             self._failed("ack", exc, thread_id=thread_id, seq=seq)
 
     async def append(self, user_id: str, event: AgentEvent) -> bool:
-        payload = event.model_dump_json()
-        message = json.dumps({"origin": self._replica_id, "user_id": user_id, "event": payload})
         try:
-            await self._append(
-                keys=[self.stream_key(event.thread_id), self.meta_key(event.thread_id)],
-                args=[
-                    event.epoch,
-                    event.seq,
-                    payload,
-                    user_id,
-                    self._max_events,
-                    self._max_age_ms,
-                    self.channel,
-                    message,
-                ],
-            )
+            keys, args = self._append_call(user_id, event)
+            await self._append(keys=keys, args=args)
         except (RedisError, OSError) as exc:
             self._failed("append", exc, thread_id=event.thread_id, seq=event.seq)
             return False
         return True
+
+    async def append_all(self, events: Sequence[tuple[str, AgentEvent]]) -> list[bool]:
+        """The append script for each event, pipelined: one round trip for a batch (the
+        pipeline first makes sure Redis has the script, which costs one more, so a single
+        event goes alone). A failure fails only its own event."""
+        if len(events) == 1:
+            return [await self.append(*events[0])]
+        pipe = self._client.pipeline(transaction=False)
+        for user_id, event in events:
+            keys, args = self._append_call(user_id, event)
+            await self._append(keys=keys, args=args, client=pipe)
+        try:
+            results = await pipe.execute(raise_on_error=False)
+        except (RedisError, OSError) as exc:
+            results = [exc] * len(events)
+        appended = []
+        for (_, event), result in zip(events, results, strict=True):
+            if isinstance(result, Exception):
+                self._failed("append", result, thread_id=event.thread_id, seq=event.seq)
+            appended.append(not isinstance(result, Exception))
+        return appended
+
+    def _append_call(self, user_id: str, event: AgentEvent) -> tuple[list[str], list[Any]]:
+        """The append script's keys and arguments for one event."""
+        payload = event.model_dump_json()
+        message = json.dumps({"origin": self._replica_id, "user_id": user_id, "event": payload})
+        keys = [self.stream_key(event.thread_id), self.meta_key(event.thread_id)]
+        args = [
+            event.epoch,
+            event.seq,
+            payload,
+            user_id,
+            self._max_events,
+            self._max_age_ms,
+            self.channel,
+            message,
+        ]
+        return keys, args
 
     async def read(self, thread_id: str, epoch: str, after_seq: int, limit: int) -> LogRead:
         try:

@@ -174,6 +174,51 @@ async def test_an_entry_that_is_not_one_event_makes_the_read_fail_and_is_counted
     assert errors == [("redis", "decode")]
 
 
+async def test_a_batch_is_appended_at_once_in_order_and_fans_out(make_log):
+    first, second = await make_log(), await make_log()
+    got: asyncio.Queue[tuple[str, AgentEvent]] = asyncio.Queue()
+    await second.start(lambda user, e: got.put_nowait((user, e)), ignore_ack)
+    await asyncio.wait_for(second.subscribed.wait(), 10)
+    batch = [("alice", event("t1", 1)), ("bob", event("t2", 1)), ("alice", event("t1", 2))]
+
+    assert await first.append_all(batch) == [True, True, True]
+
+    read = await first.read("t1", "epoch-1", 0, 100)
+    assert seqs(read.events) == [1, 2] and read.complete
+    fanned = [await asyncio.wait_for(got.get(), 10) for _ in batch]
+    assert [(user, e.thread_id, e.seq) for user, e in fanned] == [
+        ("alice", "t1", 1),
+        ("bob", "t2", 1),
+        ("alice", "t1", 2),
+    ]
+
+
+async def test_an_append_that_fails_in_a_batch_fails_only_its_own_event(make_log, raw):
+    errors: list[tuple[str, str]] = []
+    log = await make_log(on_error=lambda *call: errors.append(call))
+    await raw.set(log.meta_key("t2"), "not a hash")  # HGET on it: WRONGTYPE
+
+    appended = await log.append_all(
+        [("alice", event("t1", 1)), ("bob", event("t2", 1)), ("alice", event("t1", 2))]
+    )
+
+    assert appended == [True, False, True]
+    assert errors == [("redis", "append")]
+    assert seqs((await log.read("t1", "epoch-1", 0, 100)).events) == [1, 2]
+
+
+async def test_a_batch_appends_after_redis_lost_its_scripts(make_log, raw):
+    log = await make_log()
+    await log.append_all([("alice", event("t1", 1)), ("alice", event("t1", 2))])
+    await raw.script_flush()  # as after a restart of Redis
+
+    assert await log.append_all([("alice", event("t1", 3)), ("alice", event("t1", 4))]) == [
+        True,
+        True,
+    ]
+    assert seqs((await log.read("t1", "epoch-1", 0, 100)).events) == [1, 2, 3, 4]
+
+
 async def test_an_unknown_thread_reads_as_incomplete(make_log):
     log = await make_log()
 
@@ -225,10 +270,14 @@ async def test_an_unreachable_redis_is_reported_counted_and_never_raised(make_lo
     )
 
     assert not await log.append("alice", event("t1", 1))
+    assert await log.append_all([("alice", event("t1", 2)), ("bob", event("t2", 1))]) == [
+        False,
+        False,
+    ]
     assert not (await log.read("t1", "epoch-1", 0, 100)).complete
     state = await log.check()
 
-    assert errors == [("redis", "append"), ("redis", "read")]
+    assert errors == [("redis", "append")] * 3 + [("redis", "read")]
     assert state["state"] == "unreachable" and state["degraded"]
 
 
