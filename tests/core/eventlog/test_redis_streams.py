@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -263,6 +264,23 @@ async def test_acks_reach_the_other_replicas_and_not_back_to_their_origin(make_l
     assert await asyncio.wait_for(acks_second.get(), 10) == ("t2", 3)
 
 
+async def test_acks_taken_while_one_is_published_go_out_together_highest_seq_only(make_log, raw):
+    log = await make_log()
+    pubsub = raw.pubsub()
+    await pubsub.subscribe(log.ack_channel)
+    await pubsub.get_message(timeout=5)  # the subscription's confirmation
+
+    for thread_id, seq in [("t1", 3), ("t1", 5), ("t2", 1), ("t1", 4)]:
+        await log.acked(thread_id, seq)
+    await log.close()  # waits for the publish
+
+    message = await pubsub.get_message(timeout=5)
+    assert message is not None
+    assert json.loads(message["data"])["acks"] == [["t1", 5], ["t2", 1]]
+    assert await pubsub.get_message(timeout=0.5) is None  # one message for the four
+    await pubsub.aclose()
+
+
 async def test_an_unreachable_redis_is_reported_counted_and_never_raised(make_log, closed_port):
     errors: list[tuple[str, str]] = []
     log = await make_log(
@@ -279,6 +297,19 @@ async def test_an_unreachable_redis_is_reported_counted_and_never_raised(make_lo
 
     assert errors == [("redis", "append")] * 3 + [("redis", "read")]
     assert state["state"] == "unreachable" and state["degraded"]
+
+
+async def test_acks_that_cannot_be_published_are_counted_and_never_raised(make_log, closed_port):
+    errors: list[tuple[str, str]] = []
+    log = await make_log(
+        url=f"redis://127.0.0.1:{closed_port}/0", on_error=lambda *call: errors.append(call)
+    )
+
+    await log.acked("t1", 1)
+    await log.acked("t2", 4)
+    await log.close()
+
+    assert errors == [("redis", "ack")]
 
 
 async def test_a_fanout_crash_that_is_no_redis_error_is_counted_and_resubscribed(
