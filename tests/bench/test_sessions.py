@@ -1,16 +1,20 @@
 """Concurrent chat sessions on the offline model (docs/benchmarks.md, "sessions"): runs/s,
 chat-to-completed p50/p99 and the backend's CPU per run, at 100 and at 1,000 concurrent
 users, measured with `vigil loadgen` in its own process against a `vigil serve` process, on
-the embedded default (SQLite) and on PostgreSQL (the machine's, a fresh database)."""
+the embedded default (SQLite), on PostgreSQL (the machine's, a fresh database) and on the
+production configuration: PostgreSQL with the Redis Streams event log (the machine's Redis)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import uuid
 
 import pytest
 
 from tests.bench.common import LOADGEN, backend, cpu_seconds, run_loadgen, scaled
 from tests.bench.report import Figure, record
+from tests.fixtures.redis import delete_prefix, redis_test_url
 
 pytestmark = pytest.mark.bench
 
@@ -27,9 +31,9 @@ def judged(users: int, think_s: float) -> bool:
     return users == 100 and think_s > 0
 
 
-def measure(database: str, url: str) -> list[Figure]:
+def measure(database: str, url: str, **env: str) -> list[Figure]:
     figures: list[Figure] = []
-    with backend(url, VIGIL_MAX_RUNS_TOTAL="2000") as vigil:
+    with backend(url, VIGIL_MAX_RUNS_TOTAL="2000", **env) as vigil:
         run_loadgen(vigil.ws_url, 10, 2)  # warm-up
         for users, runs, think_s in SIZES:
             before = cpu_seconds(vigil.pid)
@@ -68,6 +72,16 @@ def measure(database: str, url: str) -> list[Figure]:
 
 def test_concurrent_chat_sessions(sqlite_url, postgres_session_url):
     figures = measure("SQLite", sqlite_url) + measure("PostgreSQL", postgres_session_url)
+    redis_url, prefix = redis_test_url(), f"vigil-bench:{uuid.uuid4().hex[:8]}:"
+    try:
+        figures += measure(
+            "PostgreSQL + Redis",
+            postgres_session_url,
+            VIGIL_REDIS_URL=redis_url,
+            VIGIL_REDIS_KEY_PREFIX=prefix,
+        )
+    finally:
+        asyncio.run(delete_prefix(redis_url, prefix))
     commands = [
         LOADGEN.format(url="URL", users=users, runs=runs) + (f" --think {t:g}" if t else "")
         for users, runs, t in SIZES
@@ -88,5 +102,7 @@ def test_concurrent_chat_sessions(sqlite_url, postgres_session_url):
         "the backend; both freeze their startup heap (gc.freeze, core/heap.py), so neither "
         "stalls on a full collection of its imports. SQLite is the embedded default (one "
         "writer at a time, the hot paths on the writer thread); PostgreSQL is the machine's "
-        "server, a fresh migrated database.",
+        "server, a fresh migrated database, shared by the last two; PostgreSQL + Redis is the "
+        f"production configuration, the event log in Redis Streams ({redis_url}, the machine's, "
+        "under a key prefix of the bench's own, deleted afterwards).",
     )
