@@ -211,12 +211,10 @@ class EventPublisher:
             stored = [exc] * len(live)
         else:
             span.add_event("events_stored")
-        settled = [
-            (batch[index], self._settle(batch[index], outcome))
-            for index, outcome in zip(live, stored, strict=True)
-        ]
-        for index, (_, outcome) in zip(live, settled, strict=True):
-            outcomes[index] = outcome
+        settled = []
+        for index, stored_one in zip(live, stored, strict=True):
+            outcome = outcomes[index] = self._settle(batch[index], stored_one)
+            settled.append((batch[index], outcome))
         await self._hand_out(settled)
         return _answered(outcomes)
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import StatusCode
+from opentelemetry.trace import StatusCode, Tracer
 from sqlalchemy import Connection, func, insert, select, text
 
 from core.db import migrate
@@ -212,13 +213,16 @@ async def test_a_cancelled_sqlite_transaction_keeps_the_writers_turn_until_its_t
     assert await Repository(database).get_thread("alice", "t-alice") is not None
 
 
-async def test_a_transaction_run_as_one_is_one_span_with_the_failures_category(
+async def traced_failing_transaction(
     database_url: str, open_database: OpenDatabase
-) -> None:
+) -> tuple[Database, InMemorySpanExporter, Tracer, Callable[[Connection], None]]:
+    """A database whose spans are recorded (none yet), and a transaction's work that fails
+    on its second statement (the same thread twice: integrity_violation)."""
     spans = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(spans))
-    database = await open_database(database_url, tracer=provider.get_tracer("test"))
+    tracer = provider.get_tracer("test")
+    database = await open_database(database_url, tracer=tracer)
     instrument_engine(database.traced_engine, provider)
     user = unique_name("user")
     await Repository(database).ensure_user(user)
@@ -227,6 +231,14 @@ async def test_a_transaction_run_as_one_is_one_span_with_the_failures_category(
     def twice(connection: Connection) -> None:
         for _ in range(2):
             add_thread(connection, user)
+
+    return database, spans, tracer, twice
+
+
+async def test_a_transaction_run_as_one_is_one_span_with_the_failures_category(
+    database_url: str, open_database: OpenDatabase
+) -> None:
+    database, spans, _, twice = await traced_failing_transaction(database_url, open_database)
 
     with pytest.raises(DatabaseError):
         await database.run_transaction("twice", twice, write=True)
@@ -241,19 +253,7 @@ async def test_a_transaction_run_as_one_is_one_span_with_the_failures_category(
 async def test_a_transaction_traced_in_the_callers_span_makes_no_span_of_its_own(
     database_url: str, open_database: OpenDatabase
 ) -> None:
-    spans = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(spans))
-    tracer = provider.get_tracer("test")
-    database = await open_database(database_url, tracer=tracer)
-    instrument_engine(database.traced_engine, provider)
-    user = unique_name("user")
-    await Repository(database).ensure_user(user)
-    spans.clear()
-
-    def twice(connection: Connection) -> None:
-        for _ in range(2):
-            add_thread(connection, user)
+    database, spans, tracer, twice = await traced_failing_transaction(database_url, open_database)
 
     with tracer.start_as_current_span("batch") as batch, pytest.raises(DatabaseError):
         await database.run_transaction("twice", twice, write=True, span=batch)
