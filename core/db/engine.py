@@ -4,7 +4,8 @@ SQLite (aiosqlite, and pysqlite for the writer thread): every new connection get
 foreign keys and a busy timeout, and the driver's own transaction handling is replaced by an
 explicit ``BEGIN`` (the recipe in SQLAlchemy's pysqlite notes), so reads and writes of one
 session share one transaction and DDL is transactional. PostgreSQL (asyncpg): the connect
-timeout, application name and an optional statement timeout are passed to the driver.
+timeout, application name and an optional statement timeout are passed to the driver, and a
+pooled connection is checked before each use (``_check_on_checkout``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sqlite3
 import time
 from typing import Any
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, exc
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -22,6 +23,9 @@ from sqlalchemy.pool import NullPool
 APPLICATION_NAME = "vigil"
 # Between two tries of switching a SQLite file to WAL while another connection does it.
 WAL_SWITCH_RETRY_S = 0.01
+# A pooled PostgreSQL connection idle at least this long is pinged before use; one used
+# more recently is not (HikariCP's "alive bypass window" is 0.5 s).
+PING_IDLE_AFTER_S = 1.0
 
 
 def parse_url(url: str) -> URL:
@@ -45,15 +49,16 @@ def build_engine(
     pool_size: int = 10,
     max_overflow: int = 10,
     pool_timeout_s: float = 5.0,
+    ping_idle_after_s: float = PING_IDLE_AFTER_S,
     migrating: bool = False,
 ) -> AsyncEngine:
     """An engine for ``url``. ``migrating``: a fresh connection per use, and on SQLite the
-    write lock taken at ``BEGIN`` and WAL set even on a brand-new file."""
+    write lock taken at ``BEGIN`` and WAL set even on a brand-new file. A SQLite file cannot
+    drop a connection, so its pool checks none (a ping would cost every transaction a round
+    trip to aiosqlite's thread)."""
     parsed = parse_url(url)
     backend = parsed.get_backend_name()
-    # Pre-ping finds connections a server dropped; a SQLite file cannot drop them, and the
-    # ping would cost every transaction a round trip to aiosqlite's thread.
-    options: dict[str, Any] = {"pool_pre_ping": backend == "postgresql"}
+    options: dict[str, Any] = {}
     if migrating:
         options = {"poolclass": NullPool}
     elif not is_sqlite_memory(parsed):  # in-memory SQLite uses one static connection
@@ -69,7 +74,42 @@ def build_engine(
         raise ValueError(f"unsupported database URL ({exc})") from exc
     if backend == "sqlite":
         _configure_sqlite(engine.sync_engine, busy_timeout_s, migrating=migrating)
+    elif backend == "postgresql" and not migrating:
+        _check_on_checkout(engine.sync_engine, ping_idle_after_s)
     return engine
+
+
+def _check_on_checkout(engine: Engine, ping_idle_after_s: float) -> None:
+    """Replace a pooled connection the server dropped before it is used, as SQLAlchemy's
+    ``pool_pre_ping`` does, for less: that one pings every connection on every checkout,
+    three round trips with asyncpg (``BEGIN``, the ping, ``ROLLBACK``), three of the eight
+    of an event batch. Here a connection whose socket the server has closed (a restart, a
+    terminated backend: the driver has seen it go) is replaced without a round trip, and
+    only one idle at least ``ping_idle_after_s`` is pinged (a connection a firewall or a
+    failover dropped silently while it sat in the pool). A connection in steady use is
+    never pinged; one used moments ago that is dead all the same fails its statement, which
+    invalidates it and every older one (SQLAlchemy's disconnect handling)."""
+    dialect = engine.dialect
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        # ``info`` is cleared when the connection is replaced: a new one is not pinged.
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if record.driver_connection.is_closed():
+            raise exc.DisconnectionError("the server closed the connection")
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < ping_idle_after_s:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as error:
+            if not dialect.is_disconnect(error, dbapi_connection, None):
+                raise
+            # As pool_pre_ping does: the connections pooled before it are suspect too.
+            raise exc.InvalidatePoolError("the pooled connection did not answer") from error
 
 
 def build_sqlite_writer_engine(url: str, *, busy_timeout_s: float = 5.0) -> Engine:

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, func, insert, select, text
 
 from core.db import migrate
 from core.db.database import Database
+from core.db.engine import build_engine
 from core.db.errors import DatabaseError
 from core.db.models import Thread
 from core.db.repository import Repository
@@ -121,12 +122,38 @@ async def test_a_pooled_connection_the_server_closed_is_replaced_without_an_erro
     async with database.session("who_am_i") as session:
         pid = await session.scalar(text("SELECT pg_backend_pid()"))
 
-    await postgres_server.execute(f"SELECT pg_terminate_backend({pid})")
+    # The second argument waits (up to 5 s) until the backend is gone, its socket closed.
+    await postgres_server.execute(f"SELECT pg_terminate_backend({pid}, 5000)")
     async with database.session("who_am_i") as session:
         new_pid = await session.scalar(text("SELECT pg_backend_pid()"))
 
     assert new_pid != pid
     assert db_errors.calls == []
+
+
+@pytest.mark.postgres
+async def test_a_pooled_connection_is_pinged_only_once_it_sat_idle(
+    postgres_session_url: str,
+) -> None:
+    engine = build_engine(postgres_session_url, pool_size=1, max_overflow=0, ping_idle_after_s=0.3)
+    sent: list[str] = []
+    try:
+        async with engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            raw.driver_connection.add_query_logger(lambda record: sent.append(record.query))
+
+        async def use() -> list[str]:
+            sent.clear()
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+            return list(sent)
+
+        assert ";" not in await use()  # just used: no ping
+        await asyncio.sleep(0.4)
+        assert (await use())[:2] == ["BEGIN;", ";"]  # idle past the window: pinged first
+        assert ";" not in await use()
+    finally:
+        await engine.dispose()
 
 
 def add_thread(connection: Connection, user: str) -> None:
