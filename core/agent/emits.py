@@ -3,8 +3,10 @@
 A run hands its progress events to the publisher and goes on (they are stored together with
 other runs' events); it waits for them only where it must: before a tool runs (its
 ``tool_executing`` must be stored: a run cut off by fencing runs no tool) and at the end of
-its loop. A failure already known stops the run at its next event, as one raised by the
-event itself did when every event was awaited.
+its loop, where its ``agent_completed`` is queued behind them and awaited with them (one
+transaction for the run's last events and its end, when nothing else is in flight). A
+failure already known stops the run at its next event, as one raised by the event itself did
+when every event was awaited.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 from typing import Any
 
 from core.agent.context import UserExecutionContext
+from core.db.records import RunResult
 from core.protocol import AgentEvent, EventType
 from core.publisher import EventPublisher
 
@@ -23,10 +26,16 @@ class RunEmits:
         self._ctx = ctx
         self._pending: list[asyncio.Future[AgentEvent]] = []
 
-    def send(self, kind: EventType, data: dict[str, Any]) -> None:
-        """Queue the event; raise the failure of an earlier one, if one is known."""
+    def send(
+        self, kind: EventType, data: dict[str, Any], *, result: RunResult | None = None
+    ) -> asyncio.Future[AgentEvent]:
+        """Queue the event (with the run's record, ``result``, to store in its
+        transaction); raise the failure of an earlier one, if one is known. The future
+        tells whether it was stored."""
         self._raise_known_failure()
-        self._pending.append(self._publisher.submit(self._ctx, kind, data))
+        future = self._publisher.submit(self._ctx, kind, data, result=result)
+        self._pending.append(future)
+        return future
 
     async def stored(self, kind: EventType, data: dict[str, Any]) -> None:
         """Queue the event and wait until it and every earlier one are stored."""
@@ -50,6 +59,13 @@ class RunEmits:
     def _raise_known_failure(self) -> None:
         while self._pending and self._pending[0].done():
             self._pending.pop(0).result()  # raises the event's failure
+
+
+async def was_stored(future: asyncio.Future[AgentEvent]) -> bool:
+    """Wait until a queued event is stored or refused (the publisher settles it whatever
+    the run does); True if it was stored."""
+    await asyncio.wait([future])
+    return not future.cancelled() and future.exception() is None
 
 
 def _collect(future: asyncio.Future[AgentEvent]) -> None:

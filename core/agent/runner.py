@@ -9,6 +9,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 from opentelemetry import context as otel_context
@@ -16,7 +17,7 @@ from opentelemetry.trace import Link, Span, StatusCode, Tracer
 
 from core.agent.circuit import CircuitBreaker
 from core.agent.context import UserExecutionContext
-from core.agent.emits import RunEmits
+from core.agent.emits import RunEmits, was_stored
 from core.agent.endings import closing_tool_completed, completed_data
 from core.agent.engine import Executor
 from core.agent.model import Message, ModelProvider, ModelReply, ProviderError, ToolCall, Usage
@@ -31,6 +32,7 @@ from core.db.database import Database
 from core.db.errors import DatabaseError
 from core.db.records import RunResult, RunTakenOver
 from core.db.repository import Repository
+from core.protocol import AgentEvent
 from core.publisher import EventPublisher
 from core.settings import Settings
 from core.telemetry.logging import get_logger
@@ -53,9 +55,15 @@ class _RunOutcome:
     error_reason: str | None = None
     error_category: str | None = None
     usage: Usage = field(default_factory=lambda: Usage(0, 0))
-    # The tool call executing right now (sent as tool_executing, not yet completed) and
-    # when it started: an ending that cuts it short closes it first.
+    # The last tool call (its tool_executing stored) and when it started, until its
+    # tool_completed is known to be stored: an ending that cuts it short closes it first.
     open_call: tuple[ToolCall, float] | None = None
+    # That call's own tool_completed, once queued.
+    closing: asyncio.Future[AgentEvent] | None = None
+    # The agent_completed of a run that reached its answer, once queued; ``ended`` once it
+    # is stored (nothing more is sent for the run).
+    answer: asyncio.Future[AgentEvent] | None = None
+    ended: bool = False
 
 
 class AgentRunner:
@@ -145,6 +153,7 @@ class AgentRunner:
             emits.send("agent_started", {"agent": AGENT_NAME, "message": ctx.text})
             async with asyncio.timeout(self._settings.run_timeout_s):
                 await self._agent_loop(ctx, emits, clock, outcome)
+            await self._store_answer(ctx, emits, outcome, time.perf_counter() - started)
         except TimeoutError:
             self._fail(outcome, "timeout", "run_timeout", None)
             await self._end_early(ctx, outcome, clock.current, "the run took too long")
@@ -161,7 +170,9 @@ class AgentRunner:
             current = asyncio.current_task()
             if current is not None:
                 current.uncancel()  # Let the run report how it ended.
-            if self._draining():
+            if outcome.answer is not None and await was_stored(outcome.answer):
+                outcome.ended = True  # cancelled as its end was being stored: it has ended
+            elif self._draining():
                 self._fail(outcome, "failed", "shutdown", None)
                 await self._end_early(ctx, outcome, clock.current, "the server is restarting")
             else:
@@ -200,12 +211,10 @@ class AgentRunner:
             emits.send("agent_thinking", {"text": reply.thinking, "step": step})
             if not reply.tool_calls:
                 outcome.text = reply.text
-                await emits.drain()  # the answer stands only once its events are stored
                 return
             messages.append(Message("assistant", reply.text, tool_calls=reply.tool_calls))
             for call in reply.tool_calls:
                 messages.append(await self._call_tool(emits, clock, call, tool_context, outcome))
-        await emits.drain()
         outcome.text = "I could not finish within the step limit; here is what I found so far."
 
     async def _call_model(self, clock: PhaseClock, messages: list[Message]) -> ModelReply:
@@ -262,7 +271,7 @@ class AgentRunner:
             "tool_executing",
             {"tool": call.name, "call_id": call.call_id, "arguments": call.arguments},
         )
-        outcome.open_call = (call, time.perf_counter())
+        outcome.open_call, outcome.closing = (call, time.perf_counter()), None
         async with clock.phase("tool_call", None, f"execute_tool {call.name}") as span:
             span.set_attributes(
                 {
@@ -276,9 +285,10 @@ class AgentRunner:
             )
             if completed["status"] == "error":
                 span.set_status(StatusCode.ERROR, str(completed.get("error")))
-        # Stored before the call counts as closed: if it cannot be, the run's ending closes it.
-        await emits.stored("tool_completed", completed)
-        outcome.open_call = None
+        # Queued, not awaited: it is stored with what the run sends next, and the model's
+        # next call need not wait for it. The call counts as closed once it is stored: if it
+        # cannot be, the run's ending closes it (_close_open_call).
+        outcome.closing = emits.send("tool_completed", completed)
         body = completed.get("result") if completed["status"] == "ok" else completed
         return Message(
             "tool", json.dumps(body, default=str), tool_call_id=call.call_id, name=call.name
@@ -309,7 +319,9 @@ class AgentRunner:
         if outcome.open_call is None:
             return
         call, started = outcome.open_call
-        outcome.open_call = None
+        closing, outcome.open_call, outcome.closing = outcome.closing, None, None
+        if closing is not None and await was_stored(closing):
+            return  # its own tool_completed, queued when the tool returned
         duration_ms = (time.perf_counter() - started) * 1000
         await emit_terminal(
             self._publisher,
@@ -331,6 +343,25 @@ class AgentRunner:
             {"reason": reason, "phase": phase, "message": message},
         )
 
+    async def _store_answer(
+        self,
+        ctx: UserExecutionContext,
+        emits: RunEmits,
+        outcome: _RunOutcome,
+        duration_s: float,
+    ) -> None:
+        """The agent_completed of a run that reached its answer, with the run's record,
+        queued behind the run's last events and awaited with them: they share a transaction
+        when nothing else is in flight, where storing them first cost one more. Not an
+        ending (which is tried after an earlier failure): the publisher refuses it with the
+        failure of any earlier event of the run, so a run that lost an event is never
+        recorded as completed; the failure is raised here and the run ends failed."""
+        self._executor.release(ctx)  # before the client hears (see _emit_completed)
+        result, data = self._completion_of(outcome, duration_s)
+        outcome.answer = emits.send("agent_completed", data, result=result)
+        await emits.drain()
+        outcome.ended = True
+
     async def _emit_completed(
         self, ctx: UserExecutionContext, outcome: _RunOutcome, duration_s: float
     ) -> None:
@@ -338,6 +369,15 @@ class AgentRunner:
         # The slot is free before the client hears the run is over: a client that sends its
         # next message on agent_completed is not refused for a run that has ended.
         self._executor.release(ctx)
+        result, data = self._completion_of(outcome, duration_s)
+        if not await emit_terminal(
+            self._publisher, self._metrics, ctx, "agent_completed", data, result=result
+        ):
+            await self._record(ctx, result)  # the event is lost; the record may still go in
+
+    @staticmethod
+    def _completion_of(outcome: _RunOutcome, duration_s: float) -> tuple[RunResult, dict[str, Any]]:
+        """The run's record and the data of its agent_completed."""
         result = RunResult(
             status=outcome.status,
             duration_ms=duration_s * 1000,
@@ -354,10 +394,7 @@ class AgentRunner:
             input_tokens=result.input_tokens,
             output_tokens=result.output_tokens,
         )
-        if not await emit_terminal(
-            self._publisher, self._metrics, ctx, "agent_completed", data, result=result
-        ):
-            await self._record(ctx, result)  # the event is lost; the record may still go in
+        return result, data
 
     async def _finish_failed(
         self, ctx: UserExecutionContext, reason: str, phase: str, message: str, started: float
@@ -369,7 +406,8 @@ class AgentRunner:
     async def _complete(
         self, ctx: UserExecutionContext, outcome: _RunOutcome, duration_s: float, span: Span
     ) -> None:
-        await self._emit_completed(ctx, outcome, duration_s)
+        if not outcome.ended:
+            await self._emit_completed(ctx, outcome, duration_s)
         if not ctx.canary:
             self._metrics.runs.labels(outcome.status).inc()
             if outcome.status == "completed":

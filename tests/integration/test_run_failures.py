@@ -1,7 +1,14 @@
 """Runs that cannot finish normally still end with exactly one agent_completed."""
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from core.agent.model import Message, ModelReply, ToolCall, ToolSpec, Usage
 from core.agent.providers.offline import OfflineProvider
@@ -198,3 +205,97 @@ async def test_a_user_can_cancel_their_own_run_but_not_anothers(start_server):
         events = await collect_run(alice, accepted["run_id"])
     assert events[-1]["type"] == "agent_completed"
     assert events[-1]["data"]["status"] == "cancelled"
+
+
+class CallsEchoThenAnswers:
+    """A model that calls the echo tool once, then answers with ``thinking``."""
+
+    name = "echo-caller"
+    model = "echo-caller-1"
+
+    def __init__(self, thinking: str) -> None:
+        self._thinking = thinking
+
+    async def complete(self, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> ModelReply:
+        if any(message.role == "tool" for message in messages):
+            return ModelReply("done", (), Usage(1, 1), self._thinking)
+        return ModelReply("", (ToolCall("call-1", "echo", {}),), Usage(1, 1), "Calling echo")
+
+    async def aclose(self) -> None:
+        return None
+
+
+class EchoTool:
+    spec = ToolSpec("echo", "Returns a set text.", object_schema({}))
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+
+    async def run(self, arguments: dict, ctx: ToolContext) -> dict:
+        return {"echo": self._text}
+
+
+@contextlib.asynccontextmanager
+async def refuse_events_with(database_url: str, marker: str) -> AsyncIterator[None]:
+    """A trigger that fails the insert of any event whose payload holds ``marker``, as a
+    constraint would: a real refusal by the database, of that event alone."""
+    engine = create_async_engine(database_url)
+    if engine.dialect.name == "sqlite":
+        create = [
+            f"CREATE TRIGGER poison_{marker} BEFORE INSERT ON events "
+            f"WHEN NEW.payload LIKE '%{marker}%' BEGIN SELECT RAISE(ABORT, 'poisoned'); END"
+        ]
+        drop = [f"DROP TRIGGER poison_{marker}"]
+    else:
+        create = [
+            f"CREATE FUNCTION poison_{marker}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            f"IF NEW.payload::text LIKE '%{marker}%' THEN "
+            "RAISE EXCEPTION 'poisoned' USING ERRCODE = 'check_violation'; END IF; "
+            "RETURN NEW; END $$",
+            f"CREATE TRIGGER poison_{marker} BEFORE INSERT ON events "
+            f"FOR EACH ROW EXECUTE FUNCTION poison_{marker}()",
+        ]
+        drop = [f"DROP TRIGGER poison_{marker} ON events", f"DROP FUNCTION poison_{marker}"]
+    try:
+        async with engine.begin() as connection:
+            for statement in create:
+                await connection.execute(text(statement))
+        yield
+        async with engine.begin() as connection:
+            for statement in drop:
+                await connection.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("in_tool_result", [False, True], ids=["answer", "tool_result"])
+async def test_a_run_whose_last_events_are_refused_ends_failed_never_completed(
+    start_server, database_url, in_tool_result
+):
+    """The answer's agent_completed is queued with the run's last events, not after them
+    are stored: it must still never record a run completed that lost one of them."""
+    marker = f"poison{uuid.uuid4().hex[:8]}"
+    server = await start_server(
+        database_url=database_url,
+        provider_instance=CallsEchoThenAnswers("fine" if in_tool_result else marker),
+    )
+    server.services.tools.register(EchoTool(marker if in_tool_result else "fine"))
+    async with (
+        refuse_events_with(database_url, marker),
+        VigilClient.connect(server.ws_url, server.token(f"u-{marker}")) as client,
+    ):
+        accepted = await client.chat("hello")
+        events = await collect_run(client, accepted["run_id"])
+    assert_well_formed_run(events)
+    types = [e["type"] for e in events]
+    assert types[-2:] == ["agent_error", "agent_completed"], types
+    assert events[-2]["data"]["reason"] == "database_integrity_violation"
+    assert events[-1]["data"]["status"] == "failed"
+    assert all(marker not in json.dumps(e["data"]) for e in events)
+    closing = next(e["data"] for e in events if e["type"] == "tool_completed")
+    if in_tool_result:  # the tool's own tool_completed was refused: the ending closed the call
+        assert (closing["status"], closing["error"]) == ("error", "database_integrity_violation")
+    else:
+        assert closing["status"] == "ok"
+    run = await server.services.repository.find_run(f"u-{marker}", accepted["id"])
+    assert run is not None and run.status == "failed"
