@@ -7,11 +7,14 @@ production configuration: PostgreSQL with the Redis Streams event log (the machi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 
 import pytest
+from sqlalchemy.engine import make_url
 
+from tests.bench.commit_probe import CommitProbe
 from tests.bench.common import LOADGEN, backend, cpu_seconds, run_loadgen, scaled
 from tests.bench.report import Figure, record
 from tests.fixtures.redis import delete_prefix, redis_test_url
@@ -33,11 +36,14 @@ def judged(users: int, think_s: float) -> bool:
 
 def measure(database: str, url: str, **env: str) -> list[Figure]:
     figures: list[Figure] = []
+    on_postgres = make_url(url).get_backend_name() == "postgresql"
     with backend(url, VIGIL_MAX_RUNS_TOTAL="2000", **env) as vigil:
         run_loadgen(vigil.ws_url, 10, 2)  # warm-up
         for users, runs, think_s in SIZES:
             before = cpu_seconds(vigil.pid)
-            summary = run_loadgen(vigil.ws_url, users, runs, think_s=think_s)
+            with contextlib.ExitStack() as beside:
+                commits = beside.enter_context(CommitProbe(url)).result if on_postgres else None
+                summary = run_loadgen(vigil.ws_url, users, runs, think_s=think_s)
             cpu_s = cpu_seconds(vigil.pid) - before
             print(database, json.dumps(summary, indent=2))
             latency = summary["run_latency_ms"]
@@ -57,6 +63,9 @@ def measure(database: str, url: str, **env: str) -> list[Figure]:
                        f"{latency['p50']} / {p99}",
                        f"p99 < {P99_TARGET_MS:g} ms" if target else "",
                        (p99 is not None and p99 < P99_TARGET_MS) if target else None),
+                *([] if commits is None else [
+                    Figure(f"{at}: the server's own commits meanwhile, p50 / p99 / max",
+                           commits.describe())]),
                 *([] if think_s else [
                     Figure(f"{at}: the queue, users / runs/s (ms)",
                            f"{users / summary['runs_per_s'] * 1000:.0f}")]),
@@ -104,5 +113,9 @@ def test_concurrent_chat_sessions(sqlite_url, postgres_session_url):
         "writer at a time, the hot paths on the writer thread); PostgreSQL is the machine's "
         "server, a fresh migrated database, shared by the last two; PostgreSQL + Redis is the "
         f"production configuration, the event log in Redis Streams ({redis_url}, the machine's, "
-        "under a key prefix of the bench's own, deleted afterwards).",
+        "under a key prefix of the bench's own, deleted afterwards). On PostgreSQL a probe "
+        "beside the load commits one row every 20 ms on a connection of its own "
+        "(tests/bench/commit_probe.py): each of a run's commits waits for the server's WAL "
+        "flush, so a stall of the flush holds up every run in flight, and the probe's "
+        "commits show it.",
     )
