@@ -15,11 +15,13 @@ from core.db.errors import DatabaseError
 from core.drain import stop_accepting
 from core.services import Services
 from core.telemetry.logging import get_logger
+from core.telemetry.trace_view import recent_runs
 
 router = APIRouter()
 log = get_logger(__name__)
 READINESS_DB_TIMEOUT_S = 2.0
 MAX_SEQ = 2**63 - 1
+MAX_TRACES = 200
 
 
 class ErrorBody(BaseModel):
@@ -170,6 +172,26 @@ async def drain(request: DrainRequest, identity: Caller, services: ServicesDep) 
     log.warning("drain_requested", by=identity.user_id, reason=request.reason)
     stop_accepting(services)
     return {"draining": True, "reason": request.reason}
+
+
+@router.get(
+    "/admin/traces",
+    summary="The recent runs' traces kept in memory (operators only)",
+    responses=_errors(401, 403),
+)
+async def traces(
+    identity: Caller,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_TRACES)] = 20,
+) -> dict[str, Any]:
+    """The last runs' traces from the in-memory buffer (the embedded default), for the
+    sidecar's status page; ``kept`` is false where spans go to an exporter instead (OTLP),
+    whose backend shows them. Operators only: a trace names its user."""
+    if OPERATOR_ROLE not in identity.roles:
+        raise forbidden("operator_role_required")
+    if services.span_buffer is None:
+        return {"kept": False, "runs": []}
+    return {"kept": True, "runs": recent_runs(services.span_buffer.recent(), limit)}
 
 
 @router.get(

@@ -218,7 +218,7 @@ def test_the_ingress_serves_the_chat_but_not_metrics_readiness_or_the_drain():
     paths = rule["http"]["paths"]
     for public in ("/", "/ws", "/api/threads", "/static/chat.js"):
         assert _routed(paths, public), public
-    for internal in ("/metrics", "/readyz", "/healthz", "/admin/drain", "/docs"):
+    for internal in ("/metrics", "/readyz", "/healthz", "/admin/drain", "/admin/traces", "/docs"):
         assert not _routed(paths, internal), internal
 
 
