@@ -1,4 +1,4 @@
-"""The sidecar's loops, wired: probes, scrape + SLO evaluation, canary, memory watch.
+"""The sidecar's loops, wired: probes, scrape + SLO evaluation, canary, memory watch, traces.
 
 Each loop runs on its own cadence and every iteration has a time budget, so a slow or dead
 backend delays nothing else and never stops the sidecar's own endpoints. Errors the sidecar
@@ -33,6 +33,7 @@ from sidecar.slo.math import WINDOWS, SLOStatus
 from sidecar.slo.samples import SampleStore
 from sidecar.slo.spec import load_slos
 from sidecar.slo.tracker import SLOTracker
+from sidecar.traces import TracesLoop
 
 log = get_logger(__name__)
 DRAIN_PATH = "/admin/drain"
@@ -119,6 +120,11 @@ class Sidecar:
             if tokens is not None
             else None
         )
+        self.traces = (
+            TracesLoop(self.http, base, tokens, timeout_s=config.http_timeout_s, clock=self.clock)
+            if tokens is not None
+            else None
+        )
         self.memory = MemoryWatcher(
             config.memory_target,
             self.metrics,
@@ -154,6 +160,9 @@ class Sidecar:
         if self.canary is not None:
             budget = self.config.canary_deadline_s + 10
             loops.append(("canary", self.config.canary_interval_s, budget, self.canary.once))
+        if self.traces is not None:
+            budget = self.config.http_timeout_s + 1
+            loops.append(("traces", self.config.scrape_interval_s, budget, self.traces.once))
         for name, interval, budget, body in loops:
             self._tasks.append(asyncio.create_task(self._every(name, interval, budget, body)))
 
@@ -222,7 +231,7 @@ class Sidecar:
             await asyncio.sleep(next_run - time.monotonic())
 
     def document(self) -> dict[str, Any]:
-        """The JSON of /slo: SLOs, success criteria, probes, canary, memory."""
+        """The JSON of /slo: SLOs, success criteria, probes, canary, memory, traces."""
         readyz = self.probes.latest.get("readyz")
         return {
             "generated_at": self.clock(),
@@ -251,4 +260,5 @@ class Sidecar:
                 "thresholds": self.config.thresholds.__dict__,
             },
             "scrape": self.last_scrape,
+            "traces": {"enabled": False} if self.traces is None else self.traces.as_dict(),
         }

@@ -94,6 +94,36 @@ function renderCanary(canary) {
     el("td", { class: "muted" }, r.detail))) : [el("tr", {}, el("td", { colspan: "5", class: "muted" }, "no run yet"))]));
 }
 
+function renderTraces(traces) {
+  const state = document.getElementById("traces-state");
+  const body = document.querySelector("#traces tbody");
+  const empty = (text) => body.replaceChildren(el("tr", {}, el("td", { colspan: "5", class: "muted" }, text)));
+  if (!traces.enabled) {
+    state.textContent = "";
+    empty("not read: the sidecar has no operator identity");
+    return;
+  }
+  state.textContent = traces.ok === null ? "not read yet"
+    : traces.ok ? "" : `could not read the backend's traces (${traces.error})`;
+  state.className = traces.ok === false ? "bad" : "muted";
+  if (traces.kept === false) {
+    empty("the backend sends its spans to an exporter (OTLP): see them there");
+    return;
+  }
+  if (!traces.runs.length) {
+    empty("no run yet");
+    return;
+  }
+  body.replaceChildren(...traces.runs.map((r) => el("tr", { "data-run": r.run_id || "", "data-status": r.status },
+    el("td", {}, new Date(r.started_at * 1000).toLocaleTimeString()),
+    el("td", { class: "muted", title: `trace ${r.trace_id}` }, (r.run_id || "?").slice(0, 8)),
+    el("td", {}, `${r.duration_ms.toFixed(1)} ms`),
+    el("td", { class: r.status === "ok" ? "ok" : "bad" }, r.status === "ok" ? "ok" : `error: ${r.error}`),
+    el("td", {}, el("span", { class: "phases" }, ...r.spans.map((s) => el("span",
+      { "data-span": s.name, class: s.status === "ok" ? "" : "bad", title: s.error || "" },
+      `${s.name} +${s.offset_ms.toFixed(1)} ${s.duration_ms.toFixed(1)} ms`)))))));
+}
+
 async function refresh() {
   const fresh = document.getElementById("freshness");
   try {
@@ -106,6 +136,7 @@ async function refresh() {
     renderProbes(doc.probes, doc.scrape);
     renderMemory(doc.memory);
     renderCanary(doc.canary);
+    renderTraces(doc.traces);
     fresh.textContent = `updated ${new Date().toLocaleTimeString()}`;
     fresh.className = "muted";
     document.body.dataset.loaded = String(Number(document.body.dataset.loaded || 0) + 1);

@@ -69,7 +69,8 @@ def watching_sidecar(
         tmp_path_factory.mktemp("sidecar-state"),
         memory_target=TargetSpec(pid=backend.pid),
     )
-    token = backend.token("vigil-canary", canary=True)
+    # As the sidecar's own minted tokens: the operator role reads the traces (and drains).
+    token = backend.token("vigil-canary", canary=True, roles=["operator"])
     app = create_app(config, tokens=lambda: token, log_stream=io.StringIO())
     with serve_in_thread(app) as url:
         yield RunningSidecar(url, app.state.sidecar)

@@ -36,6 +36,7 @@ def test_the_sidecar_keeps_serving_while_the_backend_is_down(
         lambda: (d := slo_doc(url))["canary"]["recent"] and d["scrape"]["at"] and d, what="cycles"
     )
     assert document["scrape"]["ok"] is False
+    assert document["traces"]["ok"] is False and document["traces"]["runs"] == []
     assert {p["up"] for p in document["probes"].values()} == {False}
     assert document["canary"]["recent"][-1]["phase"] == "connect"
     assert document["memory"]["state"] == "unknown"
@@ -87,6 +88,28 @@ async def test_the_sidecar_sees_the_canary_probes_memory_and_user_traffic(
     metrics = httpx.get(f"{url}/metrics", timeout=5).text
     assert 'vigil_slo_sli_ratio{slo="event-delivery",window="5m"} 1.0' in metrics
     assert 'vigil_target_memory_bytes{kind="rss"}' in metrics
+
+
+async def test_the_sidecar_shows_the_backends_recent_run_traces(
+    watching_sidecar: RunningSidecar,
+) -> None:
+    """The backend keeps its spans in memory (the embedded default); the sidecar reads the
+    recent runs' traces with its operator identity, for the status page."""
+    traces = await until(
+        lambda: (t := slo_doc(watching_sidecar.url)["traces"])["runs"] and t, what="a trace"
+    )
+    assert (traces["enabled"], traces["ok"], traces["kept"]) == (True, True, True)
+    run = traces["runs"][0]
+    assert run["status"] == "ok" and run["run_id"]
+    assert {"preflight", "triage"} <= {span["name"] for span in run["spans"]}
+
+
+async def test_a_sidecar_without_an_identity_does_not_read_traces(tmp_path: Path) -> None:
+    sidecar = Sidecar(sidecar_config(f"http://127.0.0.1:{closed_port()}", tmp_path), tokens=None)
+    try:
+        assert sidecar.document()["traces"] == {"enabled": False}
+    finally:
+        await sidecar.stop()
 
 
 async def test_slo_samples_survive_a_sidecar_restart(tmp_path: Path) -> None:

@@ -38,6 +38,10 @@ async def test_the_page_shows_slos_criteria_canary_timings_and_memory(
     run = page.locator('#canary tr[data-outcome="success"]').first
     for phase in ("handshake", "agent_started", "agent_thinking", "tool_pair", "agent_completed"):
         await expect(run.locator(f'[data-phase="{phase}"]')).to_contain_text(" ms")
+    await until(lambda: slo_doc(watching_sidecar.url)["traces"]["runs"], what="a run's trace")
+    await page.reload()
+    traced = page.locator('#traces tr[data-status="ok"]').first
+    await expect(traced.locator('[data-span="preflight"]')).to_contain_text(" ms")
     await expect(page.locator('#probes [data-probe="readyz"]')).to_contain_text("up")
     await expect(page.locator("#memory")).to_contain_text("RSS")
     await expect(page.locator("#memory [data-state]")).not_to_have_attribute(
