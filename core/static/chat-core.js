@@ -98,6 +98,11 @@ export class ThreadLog {
     return this.contiguous;
   }
 
+  /** A seq above the gap was received while one below it is missing. */
+  get hasGap() {
+    return this.ahead.size > 0;
+  }
+
   _advance() {
     while (this.ahead.delete(this.contiguous + 1)) this.contiguous += 1;
   }

@@ -15,6 +15,10 @@ const MAX_ERRORS_SHOWN = 20;
 const RELOAD_PAGE_SIZE = 1000;
 // Missing this many heartbeats (plus a second of slack) means the server is gone.
 const WATCHDOG_HEARTBEATS = 2.5;
+// A gap in a thread's seqs that no resend has filled after this long is healed with a resume
+// of the thread (as the Python client's Reconnect.gap_timeout_s); `?gap_timeout_ms=` changes it.
+const GAP_TIMEOUT_MS =
+  Number(new URLSearchParams(location.search).get("gap_timeout_ms")) || 10_000;
 
 const $ = (testid, root = document) => root.querySelector(`[data-testid="${testid}"]`);
 
@@ -274,6 +278,27 @@ function onEvent(event) {
   if (verdict === "new") renderEvent(event);
   // Duplicates are acked too: the server sent them again because an ack went missing.
   ack(log);
+  watchGap(log);
+}
+
+// An event lost on its way (pub/sub between replicas delivers at most once) is resent only to
+// the connections of the replica that emitted it: a gap that outlasts GAP_TIMEOUT_MS is
+// asked for again with a resume, which replays what came after the last contiguous seq.
+function watchGap(log) {
+  if (!log.hasGap) {
+    clearTimeout(log.gapTimer);
+    log.gapTimer = null;
+    return;
+  }
+  if (log.gapTimer) return;
+  const missing = log.ackSeq + 1;
+  log.gapTimer = setTimeout(() => {
+    log.gapTimer = null;
+    if (state.logs.get(log.threadId) !== log || log.reloading || log.ackSeq >= missing) return;
+    // Not open: the resume sent on connection_ready asks for it instead.
+    send({ type: "resume", thread_id: log.threadId, epoch: log.epoch, last_seq: log.ackSeq });
+    watchGap(log); // and again later, should the replay not fill it either
+  }, GAP_TIMEOUT_MS);
 }
 
 function ack(log) {

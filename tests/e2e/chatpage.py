@@ -72,9 +72,9 @@ class ChatPage:
         if message.type == "error":
             self.problems.append(f"console error: {message.text}")
 
-    async def open(self, user: str = "guest") -> None:
+    async def open(self, user: str = "guest", query: str = "") -> None:
         await self.page.add_init_script(RECORD_EVENT_INSERTIONS)
-        await self.page.goto(f"{self.base_url}/")
+        await self.page.goto(f"{self.base_url}/{query}")
         if user != "guest":
             await self.page.get_by_label("User name").fill(user)
             await self.page.get_by_role("button", name="Connect").click()

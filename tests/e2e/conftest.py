@@ -17,7 +17,8 @@ OpenChat = Callable[..., Awaitable[ChatPage]]
 @pytest.fixture
 async def open_chat(browser: Browser, start_server: Callable[..., Any]) -> AsyncIterator[OpenChat]:
     """Open the chat page of a server in a fresh browser context, connected as `user`.
-    `before_open(page)` runs first (to route the page's WebSocket, for instance).
+    `before_open(page)` runs first (to route the page's WebSocket, for instance); `query` is
+    appended to the page's URL (the page's own settings, such as `?gap_timeout_ms=`).
 
     Depends on `start_server` so that pages close before any server stops: a page left open
     would see the drain (1012) and try to reconnect to a server that is gone."""
@@ -27,6 +28,7 @@ async def open_chat(browser: Browser, start_server: Callable[..., Any]) -> Async
         server: LiveServer,
         user: str = "guest",
         before_open: Callable[..., Awaitable[None]] | None = None,
+        query: str = "",
     ) -> ChatPage:
         context = await browser.new_context()
         page = await context.new_page()
@@ -34,7 +36,7 @@ async def open_chat(browser: Browser, start_server: Callable[..., Any]) -> Async
         opened.append(chat)
         if before_open is not None:
             await before_open(page)
-        await chat.open(user)
+        await chat.open(user, query)
         return chat
 
     yield open_chat

@@ -199,6 +199,39 @@ def relay(
     return install
 
 
+async def test_a_gap_no_resend_fills_is_healed_with_a_resume(
+    open_chat: OpenChat, start_server: Callable[..., Any]
+) -> None:
+    """An event lost on its way and never resent (here: the server resends only after a
+    minute) is asked for again once the gap has lasted the page's gap timeout."""
+    server = await start_server(ack_timeout_s=60)
+    sent_by_page: list[dict[str, Any]] = []
+    dropped: list[int] = []
+
+    def drop_the_first_thinking(page_side: WebSocketRoute, frame: dict[str, Any]) -> None:
+        if frame["type"] == "agent_thinking" and not dropped:
+            dropped.append(frame["seq"])
+            return
+        page_side.send(json.dumps(frame))
+
+    chat = await open_chat(
+        server,
+        before_open=relay(drop_the_first_thinking, sent_by_page),
+        query="?gap_timeout_ms=300",
+    )
+    await chat.send("What is 17 * 23?")
+    await eventually(lambda: bool(dropped))
+    healed = chat.page.get_by_test_id("run").first.locator(f'[data-seq="{dropped[0]}"]')
+    await expect(healed).to_have_attribute("data-type", "agent_thinking", timeout=TIMEOUT_MS)
+    shown = await chat.finished_run(0)
+    assert sorted(shown.seqs) == list(range(1, len(shown.seqs) + 1))
+    resumes = [f for f in sent_by_page if f["type"] == "resume"]
+    assert [r["last_seq"] for r in resumes] == [dropped[0] - 1]
+    await eventually(
+        lambda: [f["seq"] for f in sent_by_page if f["type"] == "ack"][-1] == max(shown.seqs)
+    )
+
+
 async def test_a_redelivered_event_is_shown_once_and_acked(
     open_chat: OpenChat, live_server: LiveServer
 ) -> None:
