@@ -13,7 +13,10 @@ from typing import Any
 
 import httpx
 
+from core.telemetry.logging import get_logger
 from sidecar import SidecarError
+
+log = get_logger(__name__)
 
 TRACES_PATH = "/admin/traces"
 SHOWN_RUNS = 10
@@ -48,6 +51,7 @@ class TracesLoop:
             self.kept, self.runs = await self._read()
         except TracesUnavailable as exc:
             self.last_read = {"at": now, "ok": False, "error": str(exc)}
+            log.warning("traces_read_failed", error=str(exc))
         else:
             self.last_read = {"at": now, "ok": True, "error": None}
 
