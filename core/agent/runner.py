@@ -8,8 +8,6 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 import structlog
 from opentelemetry import context as otel_context
@@ -18,9 +16,10 @@ from opentelemetry.trace import Link, Span, StatusCode, Tracer
 from core.agent.circuit import CircuitBreaker
 from core.agent.context import UserExecutionContext
 from core.agent.emits import RunEmits, was_stored
-from core.agent.endings import closing_tool_completed, completed_data
+from core.agent.endings import closing_tool_completed
 from core.agent.engine import Executor
-from core.agent.model import Message, ModelProvider, ModelReply, ProviderError, ToolCall, Usage
+from core.agent.model import Message, ModelProvider, ModelReply, ProviderError, ToolCall
+from core.agent.outcome import RunOutcome
 from core.agent.phases import PhaseClock, PhaseTimeout
 from core.agent.preflight import PreflightFailure, preflight
 from core.agent.terminal import emit_terminal
@@ -32,7 +31,6 @@ from core.db.database import Database
 from core.db.errors import DatabaseError
 from core.db.records import RunResult, RunTakenOver
 from core.db.repository import Repository
-from core.protocol import AgentEvent
 from core.publisher import EventPublisher
 from core.settings import Settings
 from core.telemetry.logging import get_logger
@@ -46,24 +44,6 @@ SYSTEM_PROMPT = (
     "usage; answer briefly with the figures they return."
 )
 _CIRCUIT_STATE_VALUE = {"closed": 0, "half_open": 1, "open": 2}
-
-
-@dataclass
-class _RunOutcome:
-    status: str = "completed"
-    text: str = ""
-    error_reason: str | None = None
-    error_category: str | None = None
-    usage: Usage = field(default_factory=lambda: Usage(0, 0))
-    # The last tool call (its tool_executing stored) and when it started, until its
-    # tool_completed is known to be stored: an ending that cuts it short closes it first.
-    open_call: tuple[ToolCall, float] | None = None
-    # That call's own tool_completed, once queued.
-    closing: asyncio.Future[AgentEvent] | None = None
-    # The agent_completed of a run that reached its answer, once queued; ``ended`` once it
-    # is stored (nothing more is sent for the run).
-    answer: asyncio.Future[AgentEvent] | None = None
-    ended: bool = False
 
 
 class AgentRunner:
@@ -147,7 +127,7 @@ class AgentRunner:
             await self._finish_failed(ctx, failure.reason, "preflight", failure.message, started)
             return
         self._metrics.runs_active.inc()
-        outcome = _RunOutcome()
+        outcome = RunOutcome()
         emits = RunEmits(self._publisher, ctx)
         try:
             emits.send("agent_started", {"agent": AGENT_NAME, "message": ctx.text})
@@ -155,35 +135,31 @@ class AgentRunner:
                 await self._agent_loop(ctx, emits, clock, outcome)
             await self._store_answer(ctx, emits, outcome, time.perf_counter() - started)
         except TimeoutError:
-            self._fail(outcome, "timeout", "run_timeout", None)
+            outcome.fail("timeout", "run_timeout", None)
             await self._end_early(ctx, outcome, clock.current, "the run took too long")
         except PhaseTimeout as exc:
-            self._fail(outcome, "timeout", "phase_timeout", None)
+            outcome.fail("timeout", "phase_timeout", None)
             await self._end_early(ctx, outcome, exc.phase, str(exc))
         except ProviderError as exc:
-            self._fail(outcome, "failed", exc.reason, None)
+            outcome.fail("failed", exc.reason, None)
             await self._end_early(ctx, outcome, "model_call", str(exc))
         except DatabaseError as exc:
-            self._fail(outcome, "failed", f"database_{exc.category}", exc.category)
+            outcome.fail("failed", f"database_{exc.category}", exc.category)
             await self._end_early(ctx, outcome, clock.current, str(exc))
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if current is not None:
                 current.uncancel()  # Let the run report how it ended.
-            if outcome.answer is not None and await was_stored(outcome.answer):
-                outcome.ended = True  # cancelled as its end was being stored: it has ended
-            elif self._draining():
-                self._fail(outcome, "failed", "shutdown", None)
-                await self._end_early(ctx, outcome, clock.current, "the server is restarting")
-            else:
-                outcome.status = "cancelled"
-                await self._close_open_call(ctx, outcome, "cancelled")
+            if outcome.answer is not None:
+                await was_stored(outcome.answer)  # cancelled while its end was being stored
+            if not outcome.ended:
+                await self._end_cancelled(ctx, outcome, clock.current)
         except RunTakenOver:
             raise
         except Exception as exc:  # noqa: BLE001 - the run boundary: a bug must still end the run
             self._metrics.internal_errors.labels("run").inc()
             log.exception("run_crashed", phase=clock.current)
-            self._fail(outcome, "failed", "internal_error", None)
+            outcome.fail("failed", "internal_error", None)
             await self._end_early(ctx, outcome, clock.current, type(exc).__name__)
         finally:
             self._metrics.runs_active.dec()
@@ -198,7 +174,7 @@ class AgentRunner:
         ctx: UserExecutionContext,
         emits: RunEmits,
         clock: PhaseClock,
-        outcome: _RunOutcome,
+        outcome: RunOutcome,
     ) -> None:
         async with clock.phase("triage", self._settings.triage_timeout_s):
             result = triage(ctx.text)
@@ -264,7 +240,7 @@ class AgentRunner:
         clock: PhaseClock,
         call: ToolCall,
         tool_context: ToolContext,
-        outcome: _RunOutcome,
+        outcome: RunOutcome,
     ) -> Message:
         # Stored before the tool runs: a run fenced off (taken over) runs no more tools.
         await emits.stored(
@@ -298,14 +274,8 @@ class AgentRunner:
         value = _CIRCUIT_STATE_VALUE.get(self._circuit.state, 2)
         self._metrics.circuit_state.labels(self._provider.name).set(value)
 
-    @staticmethod
-    def _fail(outcome: _RunOutcome, status: str, reason: str, category: str | None) -> None:
-        outcome.status = status
-        outcome.error_reason = reason
-        outcome.error_category = category
-
     async def _end_early(
-        self, ctx: UserExecutionContext, outcome: _RunOutcome, phase: str, message: str
+        self, ctx: UserExecutionContext, outcome: RunOutcome, phase: str, message: str
     ) -> None:
         """The events of a run ending before its answer: the tool call it cut short (if
         any) closed, then ``agent_error``; ``agent_completed`` follows in ``_complete``."""
@@ -313,8 +283,20 @@ class AgentRunner:
         await self._close_open_call(ctx, outcome, reason)
         await self._emit_error(ctx, reason, phase, message)
 
+    async def _end_cancelled(
+        self, ctx: UserExecutionContext, outcome: RunOutcome, phase: str
+    ) -> None:
+        """A run cancelled before its end: by the server's drain (a failure the client is
+        told of), or by its client."""
+        if self._draining():
+            outcome.fail("failed", "shutdown", None)
+            await self._end_early(ctx, outcome, phase, "the server is restarting")
+        else:
+            outcome.status = "cancelled"
+            await self._close_open_call(ctx, outcome, "cancelled")
+
     async def _close_open_call(
-        self, ctx: UserExecutionContext, outcome: _RunOutcome, reason: str
+        self, ctx: UserExecutionContext, outcome: RunOutcome, reason: str
     ) -> None:
         if outcome.open_call is None:
             return
@@ -347,7 +329,7 @@ class AgentRunner:
         self,
         ctx: UserExecutionContext,
         emits: RunEmits,
-        outcome: _RunOutcome,
+        outcome: RunOutcome,
         duration_s: float,
     ) -> None:
         """The agent_completed of a run that reached its answer, with the run's record,
@@ -357,54 +339,32 @@ class AgentRunner:
         failure of any earlier event of the run, so a run that lost an event is never
         recorded as completed; the failure is raised here and the run ends failed."""
         self._executor.release(ctx)  # before the client hears (see _emit_completed)
-        result, data = self._completion_of(outcome, duration_s)
+        result, data = outcome.completion(duration_s)
         outcome.answer = emits.send("agent_completed", data, result=result)
         await emits.drain()
-        outcome.ended = True
 
     async def _emit_completed(
-        self, ctx: UserExecutionContext, outcome: _RunOutcome, duration_s: float
+        self, ctx: UserExecutionContext, outcome: RunOutcome, duration_s: float
     ) -> None:
         """agent_completed, and the run's record in the same transaction."""
         # The slot is free before the client hears the run is over: a client that sends its
         # next message on agent_completed is not refused for a run that has ended.
         self._executor.release(ctx)
-        result, data = self._completion_of(outcome, duration_s)
+        result, data = outcome.completion(duration_s)
         if not await emit_terminal(
             self._publisher, self._metrics, ctx, "agent_completed", data, result=result
         ):
             await self._record(ctx, result)  # the event is lost; the record may still go in
 
-    @staticmethod
-    def _completion_of(outcome: _RunOutcome, duration_s: float) -> tuple[RunResult, dict[str, Any]]:
-        """The run's record and the data of its agent_completed."""
-        result = RunResult(
-            status=outcome.status,
-            duration_ms=duration_s * 1000,
-            input_tokens=outcome.usage.input_tokens,
-            output_tokens=outcome.usage.output_tokens,
-            answer_text=outcome.text or None,
-            error_category=outcome.error_category,
-            error_reason=outcome.error_reason,
-        )
-        data = completed_data(
-            outcome.status,
-            result.duration_ms,
-            text=outcome.text,
-            input_tokens=result.input_tokens,
-            output_tokens=result.output_tokens,
-        )
-        return result, data
-
     async def _finish_failed(
         self, ctx: UserExecutionContext, reason: str, phase: str, message: str, started: float
     ) -> None:
         await self._emit_error(ctx, reason, phase, message)
-        outcome = _RunOutcome(status="failed", error_reason=reason)
+        outcome = RunOutcome(status="failed", error_reason=reason)
         await self._emit_completed(ctx, outcome, time.perf_counter() - started)
 
     async def _complete(
-        self, ctx: UserExecutionContext, outcome: _RunOutcome, duration_s: float, span: Span
+        self, ctx: UserExecutionContext, outcome: RunOutcome, duration_s: float, span: Span
     ) -> None:
         if not outcome.ended:
             await self._emit_completed(ctx, outcome, duration_s)

@@ -30,15 +30,15 @@ def _status(span: ReadableSpan) -> dict[str, Any]:
 def recent_runs(spans: Iterable[ReadableSpan], limit: int) -> list[dict[str, Any]]:
     """The last ``limit`` runs whose root span is in ``spans``, newest first."""
     by_trace: dict[int, list[ReadableSpan]] = {}
-    roots: list[ReadableSpan] = []
+    roots: list[tuple[int, int, ReadableSpan]] = []  # (start, trace id, span)
     for span in spans:
         if span.context is None or span.start_time is None or span.end_time is None:
             continue
         by_trace.setdefault(span.context.trace_id, []).append(span)
         if span.parent is None and span.name.startswith(RUN_SPAN_PREFIX):
-            roots.append(span)
-    roots.sort(key=lambda root: root.start_time or 0, reverse=True)
-    return [_run(root, by_trace[root.context.trace_id]) for root in roots[:limit] if root.context]
+            roots.append((span.start_time, span.context.trace_id, span))
+    roots.sort(key=lambda root: root[0], reverse=True)
+    return [_run(root, by_trace[trace_id]) for _, trace_id, root in roots[:limit]]
 
 
 def _run(root: ReadableSpan, trace: list[ReadableSpan]) -> dict[str, Any]:
