@@ -47,6 +47,7 @@ from core.db.repository import Repository
 from core.eventlog.base import EventLog
 from core.protocol import AgentEvent, EventType, utc_now
 from core.telemetry.logging import get_logger
+from core.telemetry.spans import current_span
 from core.ws.delivery import Deliveries
 
 log = get_logger(__name__)
@@ -179,7 +180,8 @@ class EventPublisher:
         end is the span's ``events_stored`` event, the hand-out follows it."""
         # One link per span (a run's events of one batch were mostly emitted in the same).
         emitted_in = {(e.emitted_in.span_id, e.emitted_in.trace_id): e.emitted_in for e in batch}
-        with self._tracer.start_as_current_span(
+        with current_span(
+            self._tracer,
             "store_events",
             kind=SpanKind.CLIENT,
             links=[Link(context) for context in emitted_in.values() if context.is_valid],

@@ -21,3 +21,7 @@ class UserExecutionContext:
     # Who holds the run's lease (this replica, or a reaper ending an orphan): its events are
     # stored only while that holder still holds it (fencing; see core/leases/).
     lease_holder: str | None = None
+    # When the chat frame arrived and when its admission committed (ns since the epoch):
+    # the run's span starts at the first, with an ``admitted`` event at the second.
+    received_ns: int | None = None
+    admitted_ns: int | None = None

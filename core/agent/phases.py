@@ -10,8 +10,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from opentelemetry.trace import Span, Tracer
+from opentelemetry.util.types import Attributes
 
 from core.telemetry.metrics import Metrics, exemplar
+from core.telemetry.spans import current_span
 
 
 class PhaseTimeout(Exception):
@@ -32,12 +34,18 @@ class PhaseClock:
 
     @asynccontextmanager
     async def phase(
-        self, name: str, timeout_s: float | None, span_name: str | None = None
+        self,
+        name: str,
+        timeout_s: float | None,
+        span_name: str | None = None,
+        attributes: Attributes = None,
     ) -> AsyncIterator[Span]:
+        """The block as phase ``name``; ``attributes`` known at its start go on its span
+        as it starts (where a sampler can see them, and cheaper than setting them after)."""
         self.current = name
         started = time.perf_counter()
-        with self.tracer.start_as_current_span(span_name or name) as span:
-            span.set_attribute("vigil.phase", name)
+        attributes = {"vigil.phase": name, **attributes} if attributes else {"vigil.phase": name}
+        with current_span(self.tracer, span_name or name, attributes=attributes) as span:
             try:
                 async with asyncio.timeout(timeout_s):
                     yield span

@@ -35,6 +35,7 @@ from core.publisher import EventPublisher
 from core.settings import Settings
 from core.telemetry.logging import get_logger
 from core.telemetry.metrics import Metrics, exemplar
+from core.telemetry.spans import current_span
 
 log = get_logger(__name__)
 
@@ -81,19 +82,23 @@ class AgentRunner:
             run_id=ctx.run_id, user_id=ctx.user_id, thread_id=ctx.thread_id
         )
         # A fresh context: the run is the root of its own trace, linked to the connection.
-        with self._tracer.start_as_current_span(
-            f"invoke_agent {AGENT_NAME}", context=otel_context.Context(), links=links
+        with current_span(
+            self._tracer,
+            f"invoke_agent {AGENT_NAME}",
+            context=otel_context.Context(),
+            links=links,
+            attributes={
+                "gen_ai.operation.name": "invoke_agent",
+                "gen_ai.agent.name": AGENT_NAME,
+                "vigil.run_id": ctx.run_id,
+                "vigil.thread_id": ctx.thread_id,
+                "vigil.request_id": ctx.request_id,
+                "enduser.id": ctx.user_id,
+            },
+            start_time=ctx.received_ns,
         ) as span:
-            span.set_attributes(
-                {
-                    "gen_ai.operation.name": "invoke_agent",
-                    "gen_ai.agent.name": AGENT_NAME,
-                    "vigil.run_id": ctx.run_id,
-                    "vigil.thread_id": ctx.thread_id,
-                    "vigil.request_id": ctx.request_id,
-                    "enduser.id": ctx.user_id,
-                }
-            )
+            if ctx.admitted_ns is not None:
+                span.add_event("admitted", timestamp=ctx.admitted_ns)
             try:
                 await self._run_traced(ctx, span)
             except RunTakenOver as exc:
@@ -201,15 +206,15 @@ class AgentRunner:
         started = time.perf_counter()
         try:
             async with clock.phase(
-                "model_call", self._settings.model_call_timeout_s, f"chat {provider.model}"
+                "model_call",
+                self._settings.model_call_timeout_s,
+                f"chat {provider.model}",
+                {
+                    "gen_ai.operation.name": "chat",
+                    "gen_ai.provider.name": provider.name,
+                    "gen_ai.request.model": provider.model,
+                },
             ) as span:
-                span.set_attributes(
-                    {
-                        "gen_ai.operation.name": "chat",
-                        "gen_ai.provider.name": provider.name,
-                        "gen_ai.request.model": provider.model,
-                    }
-                )
                 reply = await provider.complete(messages, self._tools.specs())
                 span.set_attributes(
                     {
@@ -248,14 +253,16 @@ class AgentRunner:
             {"tool": call.name, "call_id": call.call_id, "arguments": call.arguments},
         )
         outcome.open_call, outcome.closing = (call, time.perf_counter()), None
-        async with clock.phase("tool_call", None, f"execute_tool {call.name}") as span:
-            span.set_attributes(
-                {
-                    "gen_ai.operation.name": "execute_tool",
-                    "gen_ai.tool.name": call.name,
-                    "gen_ai.tool.call.id": call.call_id,
-                }
-            )
+        async with clock.phase(
+            "tool_call",
+            None,
+            f"execute_tool {call.name}",
+            {
+                "gen_ai.operation.name": "execute_tool",
+                "gen_ai.tool.name": call.name,
+                "gen_ai.tool.call.id": call.call_id,
+            },
+        ) as span:
             completed = await execute_tool_call(
                 self._tools, call, tool_context, self._settings.tool_timeout_s, self._metrics
             )

@@ -27,6 +27,7 @@ from core.db import migrate
 from core.db.engine import build_engine, build_sqlite_writer_engine, is_sqlite_memory, parse_url
 from core.db.errors import DRIVER_ERRORS, DatabaseError, DatabaseLocked, translate
 from core.telemetry.logging import get_logger
+from core.telemetry.spans import current_span
 
 log = get_logger(__name__)
 
@@ -206,6 +207,7 @@ class Database:
         *,
         write: bool = False,
         span: Span | None = None,
+        own_span: bool = True,
     ) -> T:
         """``work(connection)`` inside one transaction, with the commit, rollback, error
         translation and writer queue of ``transaction``; what ``work`` returns.
@@ -220,12 +222,18 @@ class Database:
         the statement instrumentation took about 9% of the backend's CPU on these paths
         (docs/telemetry.md). A caller whose own span holds little but this transaction (a
         batch of events) passes it as ``span``, which takes the transaction's attributes
-        and status instead of a child: each span costs the SDK some 17 us.
+        and status instead of a child: each span costs the SDK some 17 us. A caller that
+        records the transaction in a trace of its own passes ``own_span=False``: a span is
+        made only when the transaction fails (a chat's admission, which its run's trace
+        shows, but a failed admission has no run).
         """
         if span is not None:
             span.set_attributes(self._span_attributes(operation))
             return await self._run_in_span(span, operation, work, write)
-        with self._tracer.start_as_current_span(
+        if not own_span:
+            return await self._run_traced_if_failed(operation, work, write)
+        with current_span(
+            self._tracer,
             f"db.transaction {operation}",
             kind=SpanKind.CLIENT,
             attributes=self._span_attributes(operation),
@@ -243,8 +251,24 @@ class Database:
         try:
             return await self._run_transaction(operation, work, write)
         except DatabaseError as exc:
-            span.set_status(StatusCode.ERROR, exc.category)
-            span.set_attribute("error.type", exc.category)
+            _mark_failed(span, exc)
+            raise
+
+    async def _run_traced_if_failed(
+        self, operation: str, work: Callable[[Connection], T], write: bool
+    ) -> T:
+        started = time.time_ns()
+        try:
+            return await self._run_transaction(operation, work, write)
+        except DatabaseError as exc:
+            failed = self._tracer.start_span(
+                f"db.transaction {operation}",
+                kind=SpanKind.CLIENT,
+                attributes=self._span_attributes(operation),
+                start_time=started,
+            )
+            _mark_failed(failed, exc)
+            failed.end()
             raise
 
     async def _run_transaction(
@@ -328,3 +352,8 @@ async def _until_done(job: Future[T]) -> T:
             if not ended.cancelled():
                 ended.exception()  # retrieved, so asyncio does not report it as lost
         raise
+
+
+def _mark_failed(span: Span, error: DatabaseError) -> None:
+    span.set_status(StatusCode.ERROR, error.category)
+    span.set_attribute("error.type", error.category)

@@ -154,6 +154,7 @@ class Repository(EventStore):
         is_canary: bool,
         replica_id: str | None = None,
         lease_expires_at: datetime | None = None,
+        own_span: bool = True,
     ) -> Admission:
         """Record a new run (``running``) and the user's message, on ``thread_id`` or on a
         new thread titled ``title`` (``thread_id=None``), in one transaction; with
@@ -163,7 +164,9 @@ class Repository(EventStore):
         answers with that run (``created`` false) and changes nothing, no new thread
         either. The UNIQUE constraint resolves it (``ON CONFLICT DO NOTHING``), so an
         expected retry is no error: nothing raised, nor reported to ``on_error``.
-        Raises ``ThreadNotFound`` if ``thread_id`` is not the user's.
+        Raises ``ThreadNotFound`` if ``thread_id`` is not the user's. ``own_span=False``:
+        the transaction has a span only if it fails, the caller traces it (the run's trace
+        starts with its chat's admission).
         """
         now = self._clock()
         run: dict[str, Any] = {
@@ -207,7 +210,9 @@ class Repository(EventStore):
             return str(epoch)
 
         try:
-            epoch = await self._db.run_transaction("admit_run", admit, write=True)
+            epoch = await self._db.run_transaction(
+                "admit_run", admit, write=True, own_span=own_span
+            )
         except _AlreadyAdmitted:
             return await self._admitted(user_id, client_msg_id)
         return Admission(RunRecord(**run), epoch, created=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 from opentelemetry.trace import SpanContext
@@ -73,6 +74,7 @@ class FrameHandlers:
         repository = self._s.repository
         if not frame.text.strip():
             raise FrameError("invalid_field", "field 'text': must not be empty", frame.id)
+        received_ns = time.time_ns()
         try:
             admission = await repository.admit_chat(
                 run_id=uuid.uuid4().hex,
@@ -84,6 +86,7 @@ class FrameHandlers:
                 is_canary=self._conn.canary,
                 replica_id=self._s.replica.id,
                 lease_expires_at=self._s.replica.leases.expiry(),
+                own_span=False,  # the run's trace shows it
             )
         except ThreadNotFound as exc:
             raise FrameError("not_found", f"no thread {frame.thread_id!r}", frame.id) from exc
@@ -103,6 +106,8 @@ class FrameHandlers:
                 canary=self._conn.canary,
                 connection_span=self._connection_span,
                 lease_holder=self._s.replica.id,
+                received_ns=received_ns,
+                admitted_ns=time.time_ns(),
             )
             self._s.executor.start(ctx, self._s.runner.run(ctx))
 

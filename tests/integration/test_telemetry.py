@@ -43,6 +43,12 @@ async def test_a_run_is_the_root_of_its_own_trace_with_a_span_per_phase(live_ser
     assert tool.attributes["gen_ai.tool.name"] == "calculator"
     handshake = next(s for s in spans if s.name == "ws.handshake")
     assert root.links[0].context.span_id == handshake.context.span_id
+    # The run's trace starts with its chat's admission: the transaction that admitted it is
+    # the root's first stretch, up to its ``admitted`` event, not a span of its own.
+    (admitted,) = [e for e in root.events if e.name == "admitted"]
+    preflight = next(s for s in in_run if s.name == "preflight")
+    assert root.start_time < admitted.timestamp <= preflight.start_time
+    assert not [s for s in spans if s.name == "db.transaction admit_run"]
     # Its events are stored in batches shared with other runs: each batch is a trace of its
     # own, one span linked to the spans its events were emitted in, which holds the batch's
     # transaction (no child, no span per statement: docs/telemetry.md).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -289,5 +290,28 @@ async def test_a_transaction_traced_in_the_callers_span_makes_no_span_of_its_own
     assert span.name == "batch"
     assert span.attributes["vigil.db.operation"] == "twice"
     assert span.attributes["db.system.name"] == database.dialect
+    assert span.attributes["error.type"] == "integrity_violation"
+    assert span.status.status_code == StatusCode.ERROR
+
+
+async def test_a_transaction_without_its_own_span_has_one_only_when_it_fails(
+    database_url: str, open_database: OpenDatabase
+) -> None:
+    database, spans, _, twice = await traced_failing_transaction(database_url, open_database)
+    user = unique_name("user")
+    await Repository(database).ensure_user(user)
+    spans.clear()
+
+    await database.run_transaction(
+        "once", lambda c: add_thread(c, user), write=True, own_span=False
+    )
+    assert spans.get_finished_spans() == ()
+    before = time.time_ns()
+    with pytest.raises(DatabaseError):
+        await database.run_transaction("twice", twice, write=True, own_span=False)
+
+    (span,) = spans.get_finished_spans()
+    assert span.name == "db.transaction twice"
+    assert before <= span.start_time < span.end_time
     assert span.attributes["error.type"] == "integrity_violation"
     assert span.status.status_code == StatusCode.ERROR
