@@ -137,6 +137,9 @@ class RedisStreamEventLog:
         self._url = url
         self._prefix = prefix
         self._replica_id = replica_id
+        # Every message this replica publishes starts so (``json.dumps`` keeps the order of
+        # its keys, origin first): its own echoes are dropped before they are decoded.
+        self._own_messages = json.dumps({"origin": replica_id})[:-1].encode() + b","
         self._max_events = max_events
         self._max_age_ms = max(1, int(max_age_s * 1000))
         self._on_error = on_error
@@ -341,10 +344,10 @@ class RedisStreamEventLog:
             await subscriber.aclose()
 
     def _route(self, data: bytes, deliver: Deliver) -> None:
+        if data.startswith(self._own_messages):
+            return  # Sent to this replica's connections when it was emitted.
         try:
             message = json.loads(data)
-            if message["origin"] == self._replica_id:
-                return  # Sent to this replica's connections when it was emitted.
             event = AgentEvent.model_validate_json(message["event"])
             user_id = str(message["user_id"])
         except (ValueError, KeyError, TypeError) as exc:
@@ -356,10 +359,10 @@ class RedisStreamEventLog:
             self._failed("deliver", exc, thread_id=event.thread_id, seq=event.seq)
 
     def _route_ack(self, data: bytes, on_ack: OnAck) -> None:
+        if data.startswith(self._own_messages):
+            return  # Applied here when they were taken.
         try:
             message = json.loads(data)
-            if message["origin"] == self._replica_id:
-                return
             acks = [(str(thread_id), int(seq)) for thread_id, seq in message["acks"]]
         except (ValueError, KeyError, TypeError) as exc:
             self._failed("decode", exc)

@@ -264,6 +264,28 @@ async def test_acks_reach_the_other_replicas_and_not_back_to_their_origin(make_l
     assert await asyncio.wait_for(acks_second.get(), 10) == ("t2", 3)
 
 
+async def test_its_own_echo_is_dropped_undecoded_and_an_id_it_begins_is_not_its_own(make_log, raw):
+    errors: list[tuple[str, str]] = []
+    first = await make_log(replica_id="r", on_error=lambda *call: errors.append(call))
+    second = await make_log(replica_id="r-2")
+    got: asyncio.Queue[tuple[str, AgentEvent]] = asyncio.Queue()
+    await first.start(lambda user, e: got.put_nowait((user, e)), ignore_ack)
+    await asyncio.wait_for(first.subscribed.wait(), 10)
+
+    # Undecodable, but marked as the first replica's own: dropped before decoding.
+    await raw.publish(first.channel, b'{"origin": "r", not json')
+    await second.append("bob", event("t2", 1))
+    user, received = await asyncio.wait_for(got.get(), 10)
+    assert (user, received.thread_id) == ("bob", "t2")
+    assert errors == []
+
+    # Another origin's undecodable message is counted.
+    await raw.publish(first.channel, b'{"origin": "r-2", not json')
+    await second.append("bob", event("t2", 2))
+    await asyncio.wait_for(got.get(), 10)
+    assert errors == [("redis", "decode")]
+
+
 async def test_acks_taken_while_one_is_published_go_out_together_highest_seq_only(make_log, raw):
     log = await make_log()
     pubsub = raw.pubsub()
