@@ -36,6 +36,7 @@ from core.settings import Settings
 from core.telemetry.logging import get_logger
 from core.telemetry.metrics import Metrics, exemplar
 from core.telemetry.spans import current_span
+from core.telemetry.trace_view import ADMITTED_EVENT
 
 log = get_logger(__name__)
 
@@ -98,7 +99,7 @@ class AgentRunner:
             start_time=ctx.received_ns,
         ) as span:
             if ctx.admitted_ns is not None:
-                span.add_event("admitted", timestamp=ctx.admitted_ns)
+                span.add_event(ADMITTED_EVENT, timestamp=ctx.admitted_ns)
             try:
                 await self._run_traced(ctx, span)
             except RunTakenOver as exc:

@@ -3,7 +3,8 @@
 Each run is the root of a trace of its own (docs/telemetry.md); its phases, model and tool
 calls are its spans. A run is shown once its root span has ended, with the spans of its trace
 that are still in the bounded buffer, in the order they started, each as an offset from the
-run's start: enough to see which phase a slow or failed run spent its time in.
+run's start: enough to see which phase a slow or failed run spent its time in. The run
+starts when its chat frame arrived; ``admitted_ms`` is when the chat's admission committed.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 RUN_SPAN_PREFIX = "invoke_agent "
+# The run span's event at the commit of its chat's admission.
+ADMITTED_EVENT = "admitted"
 
 
 def _ms(nanoseconds: int) -> float:
@@ -50,6 +53,10 @@ def _run(root: ReadableSpan, trace: list[ReadableSpan]) -> dict[str, Any]:
         "run_id": attributes.get("vigil.run_id"),
         "started_at": root.start_time / 1e9,
         "duration_ms": _ms(root.end_time - root.start_time),
+        "admitted_ms": next(
+            (_ms(e.timestamp - root.start_time) for e in root.events if e.name == ADMITTED_EVENT),
+            None,
+        ),
         **_status(root),
         "spans": [
             {

@@ -119,9 +119,15 @@ function renderTraces(traces) {
     el("td", { class: "muted", title: `trace ${r.trace_id}` }, (r.run_id || "?").slice(0, 8)),
     el("td", {}, `${r.duration_ms.toFixed(1)} ms`),
     el("td", { class: r.status === "ok" ? "ok" : "bad" }, r.status === "ok" ? "ok" : `error: ${r.error}`),
-    el("td", {}, el("span", { class: "phases" }, ...r.spans.map((s) => el("span",
+    el("td", {}, el("span", { class: "phases" }, ...admission(r), ...r.spans.map((s) => el("span",
       { "data-span": s.name, class: s.status === "ok" ? "" : "bad", title: s.error || "" },
       `${s.name} +${s.offset_ms.toFixed(1)} ${s.duration_ms.toFixed(1)} ms`)))))));
+}
+
+// The run's first stretch: from its chat frame to its admission's commit.
+function admission(run) {
+  if (run.admitted_ms === null || run.admitted_ms === undefined) return [];
+  return [el("span", { "data-span": "admission" }, `admission ${run.admitted_ms.toFixed(1)} ms`)];
 }
 
 async function refresh() {

@@ -30,6 +30,8 @@ async def test_an_operator_reads_a_finished_runs_trace_with_its_phases(live_back
     assert all(phase in names for phase in PHASES), names
     offsets = [span["offset_ms"] for span in run["spans"]]
     assert offsets == sorted(offsets) and offsets[0] >= 0
+    # The run starts at its chat frame; the admission's commit comes before its first phase.
+    assert 0 < run["admitted_ms"] <= offsets[0]
     assert all(s["offset_ms"] + s["duration_ms"] <= run["duration_ms"] for s in run["spans"])
     assert len(run["trace_id"]) == 32
 
@@ -76,3 +78,4 @@ def test_the_view_keeps_the_newest_runs_with_their_failures_and_leaves_other_tra
     assert runs[0]["spans"][0]["status"] == "error"
     assert runs[0]["spans"][0]["error"] == "phase_timeout"
     assert runs[0]["status"] == "ok"  # the phase failed, not the run's own span
+    assert runs[0]["admitted_ms"] is None  # no admission event on these runs

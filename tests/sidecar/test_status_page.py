@@ -41,6 +41,7 @@ async def test_the_page_shows_slos_criteria_canary_timings_and_memory(
     await until(lambda: slo_doc(watching_sidecar.url)["traces"]["runs"], what="a run's trace")
     await page.reload()
     traced = page.locator('#traces tr[data-status="ok"]').first
+    await expect(traced.locator('[data-span="admission"]')).to_contain_text(" ms")
     await expect(traced.locator('[data-span="preflight"]')).to_contain_text(" ms")
     await expect(page.locator('#probes [data-probe="readyz"]')).to_contain_text("up")
     await expect(page.locator("#memory")).to_contain_text("RSS")
