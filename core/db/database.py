@@ -24,7 +24,13 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.db import migrate
-from core.db.engine import build_engine, build_sqlite_writer_engine, is_sqlite_memory, parse_url
+from core.db.engine import (
+    begin_on_driver,
+    build_engine,
+    build_sqlite_writer_engine,
+    is_sqlite_memory,
+    parse_url,
+)
 from core.db.errors import DRIVER_ERRORS, DatabaseError, DatabaseLocked, translate
 from core.telemetry.logging import get_logger
 from core.telemetry.spans import current_span
@@ -282,7 +288,8 @@ class Database:
                     return await connection.run_sync(work)
 
         def commit() -> T:
-            with engine.begin() as connection:
+            with engine.connect() as connection, connection.begin():
+                begin_on_driver(connection)  # the writer's engine has no begin listener
                 return work(connection)
 
         # The caller's context goes along (its span, for anything logged in ``work``).

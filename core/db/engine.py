@@ -118,17 +118,45 @@ def build_sqlite_writer_engine(url: str, *, busy_timeout_s: float = 5.0) -> Engi
     whole transaction per call instead of a round trip between threads per statement."""
     parsed = parse_url(url).set(drivername="sqlite+pysqlite")
     engine = create_engine(parsed, pool_size=1, max_overflow=0)
-    _configure_sqlite(engine, busy_timeout_s, migrating=False)
+    # No ``begin`` listener: its caller issues ``BEGIN`` itself (``begin_on_driver``). Any
+    # listener of an engine's connection events makes SQLAlchemy dispatch four of them for
+    # every statement, listened to or not: about a quarter of a hot-path transaction's CPU
+    # (tests/bench/test_sqlite_transactions.py).
+    _configure_sqlite_connections(engine, busy_timeout_s, migrating=False)
     return engine
 
 
+def begin_on_driver(connection: Connection, statement: str = "BEGIN") -> None:
+    """Begin the SQLite transaction on the driver's own cursor, whose ``isolation_level``
+    is None (it never begins one itself): through SQLAlchemy the statement would get a span
+    of the statement instrumentation, for a statement that says nothing. Deferred by
+    default: the write lock is taken at the transaction's first write, and the repository's
+    writing transactions write first, so they wait on busy_timeout instead of failing when a
+    read lock cannot be upgraded."""
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(statement)
+    finally:
+        cursor.close()
+
+
 def _configure_sqlite(engine: Engine, busy_timeout_s: float, *, migrating: bool) -> None:
-    busy_timeout_ms = max(0, round(busy_timeout_s * 1000))
+    _configure_sqlite_connections(engine, busy_timeout_s, migrating=migrating)
     begin = "BEGIN IMMEDIATE" if migrating else "BEGIN"
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        begin_on_driver(connection, begin)
+
+
+def _configure_sqlite_connections(
+    engine: Engine, busy_timeout_s: float, *, migrating: bool
+) -> None:
+    busy_timeout_ms = max(0, round(busy_timeout_s * 1000))
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy, not the driver, decide where transactions begin (see _on_begin).
+        # Let SQLAlchemy, not the driver, decide where transactions begin (begin_on_driver).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
@@ -141,19 +169,6 @@ def _configure_sqlite(engine: Engine, busy_timeout_s: float, *, migrating: bool)
             if pages or migrating:
                 switch_to_wal(cursor, busy_timeout_s)
             cursor.execute("PRAGMA synchronous = NORMAL")
-        finally:
-            cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: Connection) -> None:
-        # Deferred by default: a transaction takes the write lock at its first write.
-        # Repository methods that write do so first, so they wait on busy_timeout instead of
-        # failing when a read lock cannot be upgraded. Issued on the driver's own cursor:
-        # through SQLAlchemy it would get a statement span, a third of a batch's spans for
-        # a statement that says nothing.
-        cursor = connection.connection.cursor()
-        try:
-            cursor.execute(begin)
         finally:
             cursor.close()
 
