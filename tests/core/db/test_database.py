@@ -315,3 +315,20 @@ async def test_a_transaction_without_its_own_span_has_one_only_when_it_fails(
     assert before <= span.start_time < span.end_time
     assert span.attributes["error.type"] == "integrity_violation"
     assert span.status.status_code == StatusCode.ERROR
+
+
+async def test_a_sessions_statements_get_spans_and_a_hot_transactions_do_not(
+    database_url: str, open_database: OpenDatabase
+) -> None:
+    """The instrumented engine is the sessions' (and pings'); ``run_transaction`` runs on
+    the plain one, which shares its pool but none of its listeners."""
+    database, spans, _, _ = await traced_failing_transaction(database_url, open_database)
+
+    async with database.session("read") as session:
+        await session.execute(text("SELECT 1"))
+    (statement,) = spans.get_finished_spans()
+    assert statement.name.startswith("SELECT")
+    spans.clear()
+
+    await database.run_transaction("read", lambda c: c.execute(text("SELECT 1")).scalar())
+    assert [s.name for s in spans.get_finished_spans()] == ["db.transaction read"]
