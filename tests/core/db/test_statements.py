@@ -15,8 +15,9 @@ from sqlalchemy.engine.interfaces import CacheStats, Dialect
 
 from core.db import statements as sql
 from core.db.database import Database
-from core.db.models import Run, User
+from core.db.models import Message, Run, User, utc_now
 from core.db.repository import Repository
+from core.db.run_writes import message_row
 from tests.fixtures.databases import unique_name
 
 # The drivers' dialects: what the statements are compiled for when executed.
@@ -88,3 +89,8 @@ async def test_a_second_chat_and_handshake_reuse_the_compiled_inserts(
 
     assert inserts_into("runs", executed) == [CacheStats.CACHE_HIT]
     assert inserts_into("users", executed) == [CacheStats.CACHE_HIT]
+
+
+def test_a_message_row_gives_every_column_of_a_message() -> None:
+    row = message_row("t", "u", "r", role="user", text="hi", now=utc_now())
+    assert set(row) == {column.key for column in Message.__table__.columns}
