@@ -121,7 +121,7 @@ def build_sqlite_writer_engine(url: str, *, busy_timeout_s: float = 5.0) -> Engi
     # No ``begin`` listener: its caller issues ``BEGIN`` itself (``begin_on_driver``). Any
     # listener of an engine's connection events makes SQLAlchemy dispatch four of them for
     # every statement, listened to or not: about a quarter of a hot-path transaction's CPU
-    # (tests/bench/test_sqlite_transactions.py).
+    # here (docs/telemetry.md).
     _configure_sqlite_connections(engine, busy_timeout_s, migrating=False)
     return engine
 
