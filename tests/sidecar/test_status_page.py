@@ -55,7 +55,9 @@ async def test_the_page_refreshes_itself_and_says_when_the_backend_is_down(
 ) -> None:
     page = await browser.new_page()
     await page.goto(f"{orphan_sidecar.url}/?refresh=200")
-    await expect(page.locator('body[data-loaded="3"]')).to_be_attached(timeout=15000)
+    # At least three loads: the count moves on every 200 ms, faster than expect() polls, so
+    # waiting for exactly "3" could miss it.
+    await page.wait_for_function("Number(document.body.dataset.loaded || 0) >= 3", timeout=15000)
     await expect(page.locator('#probes [data-probe="healthz"]')).to_contain_text("down")
     await expect(page.locator("#scrape")).to_contain_text("scrape failed")
     await expect(page.locator('#canary tr[data-outcome="unreachable"]').first).to_contain_text(
