@@ -65,7 +65,12 @@ async def was_stored(future: asyncio.Future[AgentEvent]) -> bool:
     """Wait until a queued event is stored or refused (the publisher settles it whatever
     the run does); True if it was stored."""
     await asyncio.wait([future])
-    return not future.cancelled() and future.exception() is None
+    return is_stored(future)
+
+
+def is_stored(future: asyncio.Future[AgentEvent]) -> bool:
+    """The queued event is stored by now."""
+    return future.done() and not future.cancelled() and future.exception() is None
 
 
 def _collect(future: asyncio.Future[AgentEvent]) -> None:

@@ -7,6 +7,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.agent.emits import is_stored
 from core.agent.endings import completed_data
 from core.agent.model import ToolCall, Usage
 from core.db.records import RunResult
@@ -31,13 +32,7 @@ class RunOutcome:
     @property
     def ended(self) -> bool:
         """The answer's agent_completed is stored: nothing more is sent for the run."""
-        answer = self.answer
-        return (
-            answer is not None
-            and answer.done()
-            and not answer.cancelled()
-            and answer.exception() is None
-        )
+        return self.answer is not None and is_stored(self.answer)
 
     def fail(self, status: str, reason: str, category: str | None) -> None:
         self.status = status

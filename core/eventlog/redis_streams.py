@@ -137,8 +137,8 @@ class RedisStreamEventLog:
         self._url = url
         self._prefix = prefix
         self._replica_id = replica_id
-        # Every message this replica publishes starts so (``json.dumps`` keeps the order of
-        # its keys, origin first): its own echoes are dropped before they are decoded.
+        # How every message this replica publishes starts (``_message``): its own echoes
+        # are dropped before they are decoded.
         self._own_messages = json.dumps({"origin": replica_id})[:-1].encode() + b","
         self._max_events = max_events
         self._max_age_ms = max(1, int(max_age_s * 1000))
@@ -194,7 +194,7 @@ class RedisStreamEventLog:
     async def _publish_acks(self) -> None:
         while self._acks:
             acks, self._acks = self._acks, {}
-            message = json.dumps({"origin": self._replica_id, "acks": list(acks.items())})
+            message = self._message(acks=list(acks.items()))
             try:
                 await self._client.publish(self.ack_channel, message)
             except (RedisError, OSError) as exc:
@@ -233,7 +233,7 @@ class RedisStreamEventLog:
     def _append_call(self, user_id: str, event: AgentEvent) -> tuple[list[str], list[Any]]:
         """The append script's keys and arguments for one event."""
         payload = event.model_dump_json()
-        message = json.dumps({"origin": self._replica_id, "user_id": user_id, "event": payload})
+        message = self._message(user_id=user_id, event=payload)
         keys = [self.stream_key(event.thread_id), self.meta_key(event.thread_id)]
         args = [
             event.epoch,
@@ -342,6 +342,11 @@ class RedisStreamEventLog:
                         await pubsub.aclose()
         finally:
             await subscriber.aclose()
+
+    def _message(self, **fields: Any) -> str:
+        """A message to the other replicas: its origin first (``json.dumps`` keeps the
+        order of the keys), which is how a replica knows its own echo undecoded."""
+        return json.dumps({"origin": self._replica_id, **fields})
 
     def _route(self, data: bytes, deliver: Deliver) -> None:
         if data.startswith(self._own_messages):
