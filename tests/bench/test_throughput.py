@@ -18,6 +18,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,29 @@ async def sio_round(url: str) -> tuple[int, float]:
         await client.disconnect()
 
 
+@dataclass
+class Cost:
+    """CPU spent on one server's rounds, by the server's process and by the client's."""
+
+    events: int = 0
+    wall_s: float = 0.0
+    server_s: float = 0.0
+    client_s: float = 0.0
+
+    def add(self, events: int, wall_s: float, server_s: float, client_s: float) -> None:
+        self.events += events
+        self.wall_s += wall_s
+        self.server_s += server_s
+        self.client_s += client_s
+
+    def per_event(self) -> str:
+        server, client = (s / self.events * 1e6 for s in (self.server_s, self.client_s))
+        return f"{server:,.0f} / {client:,.0f}"
+
+    def server_share(self) -> float:
+        return self.server_s / self.wall_s
+
+
 async def record_template(ws_url: str, token: str, path: Path) -> int:
     async with VigilClient.connect(ws_url, token) as client:
         result = await client.run("What is 17 * 23?")
@@ -104,8 +128,9 @@ async def test_acked_event_throughput_against_the_ceiling_and_socketio(
 ):
     frames = tmp_path / "run.json"
     rates: dict[str, list[float]] = {"vigil": [], "vigil_pg": [], "ceiling": [], "socketio": []}
-    vigil_cpu_s = vigil_wall_s = 0.0
-    vigil_events = 0
+    # CPU seconds and events over every round, per server: the server's process and the
+    # client's (this process), to show which side bounds each rate.
+    cpu = {name: Cost() for name in rates}
     with (
         backend(sqlite_url, VIGIL_MAX_RUNS_PER_USER=str(IN_FLIGHT)) as vigil,
         backend(postgres_session_url, VIGIL_MAX_RUNS_PER_USER=str(IN_FLIGHT)) as vigil_pg,
@@ -113,8 +138,8 @@ async def test_acked_event_throughput_against_the_ceiling_and_socketio(
         token = vigil.token("bench")
         per_run = await record_template(vigil.ws_url, token, frames)
         with (
-            peer("tests.bench.peers.ws_ceiling", frames) as (ceiling_port, _),
-            peer("tests.bench.peers.sio_peer", frames) as (sio_port, _),
+            peer("tests.bench.peers.ws_ceiling", frames) as (ceiling_port, ceiling),
+            peer("tests.bench.peers.sio_peer", frames) as (sio_port, sio),
         ):
             ceiling_url = f"ws://127.0.0.1:{ceiling_port}/ws"
             sio_url = f"http://127.0.0.1:{sio_port}"
@@ -124,18 +149,20 @@ async def test_acked_event_throughput_against_the_ceiling_and_socketio(
             await vigil_round(ceiling_url, token)
             await sio_round(sio_url)
             for _ in range(ROUNDS):
-                for name, round_ in (
-                    ("vigil", lambda: vigil_round(vigil.ws_url, token)),
-                    ("vigil_pg", lambda: vigil_round(vigil_pg.ws_url, token)),
-                    ("ceiling", lambda: vigil_round(ceiling_url, token)),
-                    ("socketio", lambda: sio_round(sio_url)),
+                for name, server_pid, round_ in (
+                    ("vigil", vigil.pid, lambda: vigil_round(vigil.ws_url, token)),
+                    ("vigil_pg", vigil_pg.pid, lambda: vigil_round(vigil_pg.ws_url, token)),
+                    ("ceiling", ceiling.pid, lambda: vigil_round(ceiling_url, token)),
+                    ("socketio", sio.pid, lambda: sio_round(sio_url)),
                 ):
-                    cpu_before = cpu_seconds(vigil.pid)
+                    server_before, client_before = cpu_seconds(server_pid), time.process_time()
                     events, seconds = await round_()
-                    if name == "vigil":
-                        vigil_cpu_s += cpu_seconds(vigil.pid) - cpu_before
-                        vigil_wall_s += seconds
-                        vigil_events += events
+                    cpu[name].add(
+                        events,
+                        seconds,
+                        cpu_seconds(server_pid) - server_before,
+                        time.process_time() - client_before,
+                    )
                     assert events == RUNS * per_run, (name, events)
                     rates[name].append(events / seconds)
         emitted = metric_sum(vigil.base_url, "vigil_events_emitted_total")
@@ -165,12 +192,23 @@ async def test_acked_event_throughput_against_the_ceiling_and_socketio(
             f"{emitted:.0f} / {acked:.0f} / {undelivered:.0f}",
         ),
     ]
-    figures.append(
+    sio_vs_ceiling = median["socketio"] / median["ceiling"]
+    figures += [
         Figure(
-            "Vigil backend CPU per event / share of one core while pushing",
-            f"{vigil_cpu_s / vigil_events * 1e6:,.0f} us / {vigil_cpu_s / vigil_wall_s:.0%}",
-        )
-    )
+            "python-socketio / ceiling (so 2x python-socketio is this many times the ceiling)",
+            f"{sio_vs_ceiling:.2f}x ({2 * sio_vs_ceiling:.2f}x)",
+        ),
+        Figure(
+            "CPU per event, server / client (us): Vigil, Vigil on PostgreSQL, ceiling, "
+            "python-socketio",
+            ", ".join(cpu[name].per_event() for name in rates),
+        ),
+        Figure(
+            "server's share of one core while pushing: Vigil, Vigil on PostgreSQL, ceiling, "
+            "python-socketio",
+            ", ".join(f"{cpu[name].server_share():.0%}" for name in rates),
+        ),
+    ]
     rounds = "; ".join(f"{k}: " + ", ".join(f"{v:,.0f}" for v in vals) for k, vals in rates.items())
     record(
         "throughput",
