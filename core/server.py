@@ -22,7 +22,7 @@ from fastapi import FastAPI
 
 from core.app import create_app
 from core.drain import drain
-from core.heap import freeze_startup_heap
+from core.heap import settle_heap
 from core.services import Services
 from core.settings import Settings
 from core.telemetry.logging import get_logger
@@ -58,7 +58,7 @@ class DrainingServer(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.started:
-            freeze_startup_heap()
+            settle_heap()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if sig == signal.SIGTERM and self._drain is None and self._loop is not None:

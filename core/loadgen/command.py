@@ -43,7 +43,7 @@ def loadgen(  # noqa: PLR0917 - typer: one parameter per option
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from core.auth import issue_token
-    from core.heap import freeze_startup_heap
+    from core.heap import settle_heap
     from core.loadgen.report import summary_table
     from core.loadgen.stats import Recorder
     from core.loadgen.users import LoadSpec, run_load
@@ -75,7 +75,7 @@ def loadgen(  # noqa: PLR0917 - typer: one parameter per option
         transient=as_json,
     )
     # Its own full collections would be counted as the backend's latency.
-    freeze_startup_heap()
+    settle_heap()
     with progress:
         task = progress.add_task(f"{users} users", total=users * runs)
         summary = asyncio.run(

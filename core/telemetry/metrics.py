@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import get_args
 
 from opentelemetry.trace import Span, format_trace_id
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, GCCollector
 from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_TYPE
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
@@ -60,6 +60,8 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None, *, enabled: bool = True) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        # python_gc_*: the collector's runs by generation; a full collection stalls the loop.
+        GCCollector(registry=r)
         self.ws_connections = Counter(
             "vigil_ws_connections",
             "WebSocket handshakes by outcome and reason.",

@@ -86,14 +86,19 @@ def metric_sum(base_url: str, name: str) -> float:
     return sum(v for (n, _), v in metric_samples(base_url).items() if n == name)
 
 
-def histogram_quantile(base_url: str, name: str, q: float) -> tuple[float | None, int]:
-    """The upper bound of the bucket holding quantile ``q`` (Prometheus' bucket resolution,
-    no interpolation), and the observation count."""
+def histogram_buckets(base_url: str, name: str) -> dict[float, float]:
+    """The histogram's cumulative bucket counts by upper bound, summed over its labels."""
     buckets: dict[float, float] = {}
     for (sample, labels), value in metric_samples(base_url).items():
         if sample == f"{name}_bucket":
             bound = float(dict(labels)["le"])
             buckets[bound] = buckets.get(bound, 0.0) + value
+    return buckets
+
+
+def bucket_quantile(buckets: dict[float, float], q: float) -> tuple[float | None, int]:
+    """The upper bound of the bucket holding quantile ``q`` (Prometheus' bucket resolution,
+    no interpolation), and the observation count."""
     if not buckets:
         return None, 0
     total = buckets[max(buckets)]
@@ -103,6 +108,11 @@ def histogram_quantile(base_url: str, name: str, q: float) -> tuple[float | None
         if buckets[bound] >= q * total:
             return bound, int(total)
     return None, int(total)
+
+
+def bucket_delta(after: dict[float, float], before: dict[float, float]) -> dict[float, float]:
+    """The observations between two scrapes of one histogram."""
+    return {bound: count - before.get(bound, 0.0) for bound, count in after.items()}
 
 
 def cpu_seconds(pid: int) -> float:

@@ -11,6 +11,7 @@ import sys
 import uvicorn
 
 from core.app import build_services, create_app
+from core.heap import YOUNG_GENERATION_THRESHOLD
 from core.server import DrainingServer, stop_process, uvicorn_config
 from core.services import Services
 from core.settings import load_settings
@@ -49,19 +50,24 @@ def test_a_child_that_ignores_sigterm_is_killed_after_the_timeout():
     child.stdout.close()
 
 
-async def test_once_started_the_backends_startup_heap_is_out_of_full_collections(sqlite_url):
+async def test_once_started_the_backends_heap_is_settled(sqlite_url):
+    """Its startup heap is out of full collections, and its young generation is collected
+    less often than CPython's default (core/heap.py)."""
     settings = load_settings(database_url=sqlite_url, log_level="warning")
     app = create_app(settings)
     services: Services = app.state.services
     server = DrainingServer(uvicorn_config(settings, app, port=0), services)
     gc.unfreeze()
+    threshold = gc.get_threshold()
     serving = asyncio.create_task(server.serve())
     try:
         while not server.started:
             assert not serving.done(), serving
             await asyncio.sleep(0.01)
         assert gc.get_freeze_count() > 10_000  # the imports, at least
+        assert gc.get_threshold() == (YOUNG_GENERATION_THRESHOLD, *threshold[1:])
     finally:
         gc.unfreeze()  # this test process goes on: its objects stay collectable
+        gc.set_threshold(*threshold)
         server.should_exit = True
         await asyncio.wait_for(serving, 30)
