@@ -44,7 +44,7 @@ class PhaseClock:
         as it starts (where a sampler can see them, and cheaper than setting them after)."""
         self.current = name
         started = time.perf_counter()
-        attributes = {"vigil.phase": name, **attributes} if attributes else {"vigil.phase": name}
+        attributes = {"vigil.phase": name, **(attributes or {})}
         with current_span(self.tracer, span_name or name, attributes=attributes) as span:
             try:
                 async with asyncio.timeout(timeout_s):

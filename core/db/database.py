@@ -38,6 +38,7 @@ log = get_logger(__name__)
 
 ErrorHook = Callable[[str, str], None]
 T = TypeVar("T")
+C = TypeVar("C")  # what connect() makes: an engine, the session factory
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ class Database:
         makes SQLAlchemy dispatch four of them for every statement, and the instrumentation
         would add two calls per statement even with its spans suppressed: together about 7%
         of a run's instructions on PostgreSQL (docs/telemetry.md)."""
-        return self._require_traced().sync_engine
+        return _connected(self._traced).sync_engine
 
     @property
     def connected(self) -> bool:
@@ -145,7 +146,7 @@ class Database:
 
         Raises ``DatabaseError`` (operation ``"ping"``); a slow answer is ``timeout``.
         """
-        engine = self._require_traced()
+        engine = _connected(self._traced)
         async with (
             self._guard("ping"),
             asyncio.timeout(timeout_s or self._connect_timeout_s),
@@ -155,7 +156,7 @@ class Database:
 
     async def schema_status(self) -> SchemaStatus:
         """Where the schema is against the packaged migrations."""
-        engine = self._require_traced()
+        engine = _connected(self._traced)
         head = migrate.head_revision()
         async with self._guard("schema_status"), engine.connect() as connection:
             current = await connection.run_sync(migrate.read_revision)
@@ -172,7 +173,7 @@ class Database:
         file lock (busy_timeout backs off in steps of up to 100 ms); waiting longer than the
         busy timeout raises ``DatabaseLocked``. PostgreSQL ignores it.
         """
-        sessions = self._require_sessions()
+        sessions = _connected(self._sessions)
         # The writer's turn ends at commit, before the connection goes back to the pool.
         async with (
             self._guard(operation),
@@ -195,7 +196,7 @@ class Database:
         """``session`` without the ORM: a Core connection inside one transaction, with the
         same commit, rollback, error translation and writer queue. Where the unit of work's
         bookkeeping would cost more than the SQL (a resume's read)."""
-        return self._transaction(self._require_traced(), operation, write)
+        return self._transaction(_connected(self._traced), operation, write)
 
     @asynccontextmanager
     async def _transaction(
@@ -288,7 +289,7 @@ class Database:
         thread, engine = self._writer_thread, self._writer_engine
         if thread is None or engine is None:
             # The plain engine: no statement spans, no listeners (traced_engine).
-            async with self._transaction(self._require_engine(), operation, write) as connection:
+            async with self._transaction(_connected(self._engine), operation, write) as connection:
                 return await connection.run_sync(work)
 
         def commit() -> T:
@@ -340,20 +341,12 @@ class Database:
         if self._on_error is not None:
             self._on_error(error.category, error.operation)
 
-    def _require_engine(self) -> AsyncEngine:
-        if self._engine is None:
-            raise RuntimeError("Database.connect() has not been called")
-        return self._engine
 
-    def _require_traced(self) -> AsyncEngine:
-        if self._traced is None:
-            raise RuntimeError("Database.connect() has not been called")
-        return self._traced
-
-    def _require_sessions(self) -> async_sessionmaker[AsyncSession]:
-        if self._sessions is None:
-            raise RuntimeError("Database.connect() has not been called")
-        return self._sessions
+def _connected(part: C | None) -> C:
+    """An engine or session factory of a connected ``Database``."""
+    if part is None:
+        raise RuntimeError("Database.connect() has not been called")
+    return part
 
 
 async def _until_done(job: Future[T]) -> T:
